@@ -1,0 +1,14 @@
+//! Image representation, file I/O and the shared library of image operations.
+
+mod colour;
+mod filter;
+mod image;
+pub mod io;
+mod ops;
+pub mod phash;
+pub mod warp;
+
+pub use self::image::{to_u8, Image};
+pub use colour::{hsv_to_rgb, rgb_to_hsv};
+pub use ops::{Anchor, ImageOp};
+pub use warp::BorderFill;
