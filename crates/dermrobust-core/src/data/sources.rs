@@ -97,7 +97,7 @@ fn read_ham10000(metadata: &Path, images: &Path, masks: Option<&Path>) -> Result
         (column(&headers, "lesion_id", metadata)?, column(&headers, "image_id", metadata)?, column(&headers, "dx", metadata)?);
     let mut out = Vec::with_capacity(rows.len());
     for (line, row) in rows {
-        let origin = format!("{}:{line}", metadata.display());
+        let origin = format!("{}, line {line}", metadata.display());
         let field = |c: usize| -> Result<&str> {
             row.get(c).filter(|v| !v.is_empty()).with_context(|| format!("{origin}: empty field '{}'", &headers[c]))
         };
@@ -123,7 +123,7 @@ fn read_isic(csv_path: &Path, images: &Path, masks: Option<&Path>) -> Result<Vec
     let implicit_nevus = !class_names.iter().any(|c| c == "nv");
     let mut out = Vec::with_capacity(rows.len());
     for (line, row) in rows {
-        let origin = format!("{}:{line}", csv_path.display());
+        let origin = format!("{}, line {line}", csv_path.display());
         let id = row.get(0).filter(|v| !v.is_empty()).with_context(|| format!("{origin}: empty image id"))?.to_string();
         let mut hot = Vec::new();
         for (j, name) in class_names.iter().enumerate() {
@@ -155,7 +155,7 @@ fn read_manifest(csv_path: &Path) -> Result<Vec<Record>> {
     let c_group = headers.iter().position(|h| h.eq_ignore_ascii_case("group"));
     let mut out = Vec::with_capacity(rows.len());
     for (line, row) in rows {
-        let origin = format!("{}:{line}", csv_path.display());
+        let origin = format!("{}, line {line}", csv_path.display());
         let rel = row.get(c_path).filter(|v| !v.is_empty()).with_context(|| format!("{origin}: empty path"))?;
         let label = row.get(c_label).filter(|v| !v.is_empty()).with_context(|| format!("{origin}: empty label"))?;
         let path = base.join(rel);

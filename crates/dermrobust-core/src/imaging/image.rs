@@ -152,3 +152,26 @@ impl Image {
 pub fn to_u8(v: f32) -> u8 {
     (v.clamp(0.0, 1.0) * 255.0).round() as u8
 }
+
+/// Tile equally sized images into a grid `columns` wide (a contact sheet), 2-pixel white gaps.
+pub fn contact_sheet(images: &[Image], columns: usize) -> Image {
+    let first = images.first().expect("at least one image");
+    let (w, h, c) = (first.width, first.height, first.channels);
+    let columns = columns.max(1).min(images.len());
+    let rows = images.len().div_ceil(columns);
+    let gap = 2;
+    let (sw, sh) = (columns * (w + gap) - gap, rows * (h + gap) - gap);
+    let mut sheet = Image::filled(c, sw, sh, 1.0);
+    for (k, img) in images.iter().enumerate() {
+        let (ox, oy) = ((k % columns) * (w + gap), (k / columns) * (h + gap));
+        for ch in 0..c {
+            let src_ch = ch.min(img.channels - 1);
+            for y in 0..h {
+                for x in 0..w {
+                    sheet.set(ch, ox + x, oy + y, img.get(src_ch, x, y));
+                }
+            }
+        }
+    }
+    sheet
+}

@@ -8,7 +8,7 @@ mod ops;
 pub mod phash;
 pub mod warp;
 
-pub use self::image::{to_u8, Image};
+pub use self::image::{contact_sheet, to_u8, Image};
 pub use colour::{hsv_to_rgb, rgb_to_hsv};
 pub use ops::{Anchor, ImageOp};
 pub use warp::BorderFill;
