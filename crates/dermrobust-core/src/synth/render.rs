@@ -16,7 +16,7 @@ const BLUE_GREY: [f32; 3] = [0.42, 0.47, 0.57];
 const RED: [f32; 3] = [0.72, 0.32, 0.32];
 const WHITE_SCAR: [f32; 3] = [0.86, 0.80, 0.78];
 const TAN: [f32; 3] = [0.66, 0.52, 0.38];
-const PINK: [f32; 3] = [0.86, 0.58, 0.56];
+const PINK: [f32; 3] = [0.84, 0.5, 0.5];
 
 /// Everything that makes a lesion what it is; fixed across its photographs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -132,7 +132,7 @@ impl LesionParams {
                     let r = pick(rng, 0.1, 0.7);
                     dots.push((r * a.cos(), r * a.sin(), pick(rng, 0.08, 0.16), BLUE_GREY));
                 }
-                (vec![PINK, [0.8, 0.55, 0.52], TAN], pick(rng, 0.06, 0.14), 0.0, pick(rng, 0.6, 1.0))
+                (vec![PINK, [0.76, 0.44, 0.44], [0.7, 0.5, 0.42]], pick(rng, 0.06, 0.14), 0.0, pick(rng, 0.6, 1.0))
             }
         };
         let shift_len = if dx == "mel" { 0.6 * atypia } else { 0.1 * atypia };
