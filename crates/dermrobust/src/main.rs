@@ -1,1 +1,143 @@
-fn main(){}
+//! The `dermrobust` command line.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use dermrobust::commands;
+use dermrobust::training::TrainConfig;
+use dermrobust_core::data::DATA_SPEC_HELP;
+
+#[derive(Parser)]
+#[command(
+    name = "dermrobust",
+    version,
+    about = "Train dermoscopy image classifiers and measure how far to trust them",
+    long_about = "Train skin-lesion (dermoscopy) classifiers and measure how far to trust them.\n\n\
+                  Start with `dermrobust demo`: it trains a small model on dermrobust's own synthetic \
+                  dermoscopy images and evaluates it, with no download.",
+    after_help = DATA_SPEC_HELP
+)]
+struct Cli {
+    /// No progress bars or per-epoch lines.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect, split and generate datasets.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Train a classifier (with --repeats N: N seeds, mean and standard deviation).
+    #[command(after_help = DATA_SPEC_HELP)]
+    Train(TrainArgs),
+    /// Learning-rate range test: loss against an exponentially growing learning rate, with a
+    /// suggested learning rate and a plot.
+    LrFind(LrFindArgs),
+    /// Evaluate a trained model: metrics.json (with 95% bootstrap intervals) and predictions.csv.
+    #[command(after_help = DATA_SPEC_HELP)]
+    Evaluate(commands::evaluate::EvaluateArgs),
+    /// Class probabilities of image files, as a table or JSON.
+    Predict(commands::predict::PredictArgs),
+    /// The whole pipeline on synthetic data in a few minutes: train, evaluate, report.
+    Demo(commands::demo::DemoArgs),
+    /// Training and inference speed (images per second) of a model.
+    Bench(commands::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Per-class counts, lesions, lesions with several photographs, split sizes and the check
+    /// that no lesion crosses parts.
+    #[command(after_help = DATA_SPEC_HELP)]
+    Summary(commands::data::SummaryArgs),
+    /// Make a lesion-aware stratified split (or k folds) and save it.
+    #[command(after_help = DATA_SPEC_HELP)]
+    Split(commands::data::SplitArgs),
+    /// Write synthetic dermoscopy photographs, masks and a manifest CSV.
+    Synth(commands::data::SynthArgs),
+    /// Exact and near-duplicate images across the parts of a split (perceptual hash).
+    #[command(after_help = DATA_SPEC_HELP)]
+    Duplicates(commands::data::DuplicatesArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    config: TrainConfig,
+    /// Output folder of the run.
+    #[arg(long)]
+    out: PathBuf,
+    /// TOML file with any of the options above (keys as the flag names with underscores);
+    /// flags given on the command line win.
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// Continue an interrupted run from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+}
+
+#[derive(clap::Args)]
+struct LrFindArgs {
+    #[command(flatten)]
+    config: TrainConfig,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// Smallest and largest learning rate tried.
+    #[arg(long, default_value_t = 1e-6)]
+    start_lr: f64,
+    #[arg(long, default_value_t = 1.0)]
+    end_lr: f64,
+    /// Number of batches (learning rates) tried.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+}
+
+fn main() {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    if let Err(e) = run(cli, &matches) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The matches of the subcommand, for telling flags from TOML values.
+fn sub_matches<'a>(matches: &'a clap::ArgMatches, name: &str) -> &'a clap::ArgMatches {
+    matches.subcommand_matches(name).expect("subcommand was parsed")
+}
+
+fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Data(DataCommand::Summary(a)) => commands::data::summary(&a, quiet),
+        Command::Data(DataCommand::Split(a)) => commands::data::split(&a),
+        Command::Data(DataCommand::Synth(a)) => commands::data::synth(&a, quiet),
+        Command::Data(DataCommand::Duplicates(a)) => commands::data::duplicates(&a, quiet),
+        Command::Train(mut a) => {
+            if let Some(file) = &a.config_file {
+                a.config.merge_toml(file, sub_matches(matches, "train")).with_context(|| format!("reading {}", file.display()))?;
+            }
+            commands::train::run(&a.config, &a.out, a.resume, quiet).map(|_| ())
+        }
+        Command::LrFind(mut a) => {
+            if let Some(file) = &a.config_file {
+                a.config.merge_toml(file, sub_matches(matches, "lr-find"))?;
+            }
+            commands::lr_find::run(&a.config, &a.out, a.start_lr, a.end_lr, a.steps, quiet)
+        }
+        Command::Evaluate(a) => commands::evaluate::run(&a, quiet),
+        Command::Predict(a) => commands::predict::run(&a),
+        Command::Demo(a) => commands::demo::run(&a, quiet),
+        Command::Bench(a) => commands::bench::run(&a),
+    }
+}
+

@@ -1,0 +1,107 @@
+//! `dermrobust bench`: images per second of training steps and inference on random input,
+//! the same measurement as `../shared/bench/torch_resnet18.py` makes for PyTorch.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::models::{normalise, Arch, ModelConfig};
+use crate::training::config::LossKind;
+use crate::training::loss::Loss;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "resnet18")]
+    pub arch: Arch,
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    #[arg(long, default_value_t = 64)]
+    pub res: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Timed iterations (after 2 warm-up iterations); the median is reported.
+    #[arg(long, default_value_t = 10)]
+    pub iters: usize,
+    #[arg(long, default_value_t = 7)]
+    pub classes: usize,
+    #[arg(long)]
+    pub anti_alias: bool,
+    /// Print one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct BenchResult {
+    arch: String,
+    width: f64,
+    res: usize,
+    batch: usize,
+    threads: usize,
+    train_images_per_s: f64,
+    infer_images_per_s: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+pub fn run(a: &BenchArgs) -> Result<()> {
+    let config = ModelConfig { width: a.width, anti_alias: a.anti_alias, head: crate::models::HeadKind::Linear, ..ModelConfig::new(a.arch, a.classes) };
+    let device = Device::flex().autodiff();
+    device.seed(0);
+    let mut model = config.init(&device);
+    let mut optim = burn::optim::SgdConfig::new()
+        .with_momentum(Some(burn::optim::momentum::MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
+        .init();
+    let loss_fn = Loss { kind: LossKind::CrossEntropy, class_weights: None, label_smoothing: 0.0, focal_gamma: 0.0 };
+    let n = a.batch * 3 * a.res * a.res;
+    let pixels: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
+    let labels: Vec<usize> = (0..a.batch).map(|i| i % a.classes).collect();
+    let mut train_times = Vec::new();
+    for it in 0..a.iters + 2 {
+        let t = Instant::now();
+        let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [a.batch, 3, a.res, a.res]), &device);
+        let loss = loss_fn.forward(model.forward(normalise(x, &config)), &labels);
+        let _: f32 = loss.clone().into_scalar();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(0.01, model, grads);
+        if it >= 2 {
+            train_times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let eval = model.valid();
+    let cpu = Device::flex();
+    let mut infer_times = Vec::new();
+    for it in 0..a.iters + 2 {
+        let t = Instant::now();
+        let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [a.batch, 3, a.res, a.res]), &cpu);
+        let out = eval.forward(normalise(x, &config));
+        let _ = out.try_into_vec_as::<f32>();
+        if it >= 2 {
+            infer_times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let r = BenchResult {
+        arch: a.arch.to_string(),
+        width: a.width,
+        res: a.res,
+        batch: a.batch,
+        threads: rayon::current_num_threads(),
+        train_images_per_s: a.batch as f64 / median(train_times),
+        infer_images_per_s: a.batch as f64 / median(infer_times),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "{} x{} at {}px, batch {}, {} threads: train {:.1} images/s, inference {:.1} images/s",
+            r.arch, r.width, r.res, r.batch, r.threads, r.train_images_per_s, r.infer_images_per_s
+        );
+    }
+    Ok(())
+}

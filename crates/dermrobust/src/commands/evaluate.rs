@@ -1,0 +1,63 @@
+//! `dermrobust evaluate`: metrics and per-image predictions of a trained model on a dataset.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use dermrobust_core::data::{default_cache_dir, DataSpec, Dataset, ImageSet, LoadOptions, Split};
+use dermrobust_core::report::write_json;
+
+use crate::evaluation::{self, maron_tta_views, ImageClassifier, TrainedModel, WithTta};
+use crate::training::trainer::resolve_model_path;
+
+#[derive(clap::Args)]
+pub struct EvaluateArgs {
+    /// A model folder (or a training run folder: its best model is used).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Dataset; labels follow the model's label scheme.
+    #[arg(long, default_value = "synthetic")]
+    pub data: DataSpec,
+    /// Evaluate only this part of a split file (e.g. the run's split.json and `test`).
+    #[arg(long)]
+    pub split: Option<PathBuf>,
+    #[arg(long, default_value = "test")]
+    pub part: String,
+    /// Test-time augmentation with Maron et al.'s 8 views (flip x 4 corner crops).
+    #[arg(long)]
+    pub tta: bool,
+    /// Output folder for metrics.json and predictions.csv.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long)]
+    pub skip_bad: bool,
+}
+
+pub fn run(a: &EvaluateArgs, quiet: bool) -> Result<()> {
+    let model = TrainedModel::load(&resolve_model_path(&a.model))?;
+    let ds = Dataset::open(&a.data, model.meta.label_scheme)?;
+    if ds.classes != model.meta.classes {
+        anyhow::bail!("the data's classes {:?} differ from the model's {:?}", ds.classes, model.meta.classes);
+    }
+    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), skip_bad: a.skip_bad, quiet, ..Default::default() };
+    let (set, _) = ImageSet::load(&ds, &model.meta.preprocess, &opts)?;
+    let indices: Vec<usize> = match &a.split {
+        Some(p) => {
+            let split = Split::load(p)?;
+            let part = split.part_index(&a.part)?;
+            (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&part)).collect()
+        }
+        None => (0..set.len()).collect(),
+    };
+    let classifier: Box<dyn ImageClassifier> = if a.tta { Box::new(WithTta { inner: model, views: maron_tta_views(0.74) }) } else { Box::new(model) };
+    let probs = evaluation::predict_set(classifier.as_ref(), &set, &indices, quiet)?;
+    let labels: Vec<usize> = indices.iter().map(|&i| set.labels[i]).collect();
+    let metrics = evaluation::evaluate(&labels, &probs, &set.classes, a.seed)?;
+    std::fs::create_dir_all(&a.out)?;
+    write_json(&a.out.join("metrics.json"), &metrics)?;
+    evaluation::write_predictions(&a.out.join("predictions.csv"), &set, &indices, &probs)?;
+    println!("{} ({})\n{}", classifier.describe(), a.data, metrics.summary());
+    println!("wrote {} and {}", a.out.join("metrics.json").display(), a.out.join("predictions.csv").display());
+    Ok(())
+}

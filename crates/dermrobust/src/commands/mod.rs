@@ -1,0 +1,9 @@
+//! The implementation of each command-line command (the CLI in `main.rs` only parses).
+
+pub mod bench;
+pub mod data;
+pub mod demo;
+pub mod evaluate;
+pub mod lr_find;
+pub mod predict;
+pub mod train;

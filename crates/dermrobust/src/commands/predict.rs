@@ -1,0 +1,58 @@
+//! `dermrobust predict`: class probabilities of image files.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use dermrobust_core::imaging::io::read_rgb;
+use serde::Serialize;
+
+use crate::evaluation::{argmax, ImageClassifier, TrainedModel};
+use crate::training::trainer::resolve_model_path;
+
+#[derive(clap::Args)]
+pub struct PredictArgs {
+    /// A model folder (or a training run folder).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Image files (JPEG or PNG).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Prediction {
+    file: String,
+    predicted_class: String,
+    probabilities: std::collections::BTreeMap<String, f32>,
+}
+
+pub fn run(a: &PredictArgs) -> Result<()> {
+    let model = TrainedModel::load(&resolve_model_path(&a.model))?;
+    let prep = &model.meta.preprocess;
+    let images = a.images.iter().map(|p| read_rgb(p).map(|img| prep.apply(&img))).collect::<Result<Vec<_>>>()?;
+    let probs = model.predict(&images)?;
+    let rows: Vec<Prediction> = a
+        .images
+        .iter()
+        .zip(&probs)
+        .map(|(f, p)| Prediction {
+            file: f.display().to_string(),
+            predicted_class: model.classes()[argmax(p)].clone(),
+            probabilities: model.classes().iter().cloned().zip(p.iter().copied()).collect(),
+        })
+        .collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        let header: Vec<String> = model.classes().iter().map(|c| format!("{c:>8}")).collect();
+        println!("{:<40} {:>10} {}", "file", "predicted", header.join(""));
+        for r in &rows {
+            let ps: Vec<String> = model.classes().iter().map(|c| format!("{:>8.4}", r.probabilities[c])).collect();
+            println!("{:<40} {:>10} {}", r.file, r.predicted_class, ps.join(""));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! The classifier interface every evaluation and audit uses: images in, class probabilities
+//! out. Trained models, test-time augmentation and ensembles all implement it, so an audit
+//! never cares which one it measures.
+
+use std::path::Path;
+
+use anyhow::Result;
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use dermrobust_core::imaging::{Image, ImageOp};
+use rayon::prelude::*;
+
+use crate::models::checkpoint::{self, ModelMeta};
+use crate::models::{normalise, Classifier};
+use crate::training::batch::images_to_tensor;
+
+pub trait ImageClassifier: Send + Sync {
+    /// Class names, in the order of the probabilities.
+    fn classes(&self) -> &[String];
+    /// Side of the square input the classifier expects.
+    fn input_size(&self) -> usize;
+    /// Class probabilities of each image (images at `input_size`, raw `[0, 1]` RGB).
+    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>>;
+    /// A short description for reports.
+    fn describe(&self) -> String;
+}
+
+/// A trained model on the CPU, in inference mode.
+pub struct TrainedModel {
+    pub model: Classifier,
+    pub meta: ModelMeta,
+    pub device: Device,
+    pub batch_size: usize,
+}
+
+impl TrainedModel {
+    pub fn load(path: &Path) -> Result<Self> {
+        let device = Device::flex();
+        let (model, meta) = checkpoint::load(path, &device)?;
+        Ok(TrainedModel { model: model.valid(), meta, device, batch_size: 64 })
+    }
+
+    /// Logits of raw `[0, 1]` input.
+    pub fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.model.forward(normalise(x, &self.meta.config))
+    }
+}
+
+impl ImageClassifier for TrainedModel {
+    fn classes(&self) -> &[String] {
+        &self.meta.classes
+    }
+
+    fn input_size(&self) -> usize {
+        self.meta.preprocess.size
+    }
+
+    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+        let k = self.meta.classes.len();
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(self.batch_size.max(1)) {
+            let probs = softmax(self.logits(images_to_tensor(chunk, &self.device)), 1);
+            let flat: Vec<f32> = probs.try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            out.extend(flat.chunks(k).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    }
+
+    fn describe(&self) -> String {
+        let c = &self.meta.config;
+        format!("{}{} x{} ({} classes)", c.arch, if c.anti_alias { " anti-aliased" } else { "" }, c.width, c.num_classes)
+    }
+}
+
+/// Test-time augmentation: the mean probability over deterministic views of each image.
+pub struct WithTta<C: ImageClassifier> {
+    pub inner: C,
+    pub views: Vec<ImageOp>,
+}
+
+/// Maron et al.'s 8 views (fastai TTA): no flip / horizontal flip x zoom into each of the 4
+/// corners (a crop of `scale` of each side, resized back).
+pub fn maron_tta_views(scale: f32) -> Vec<ImageOp> {
+    let mut views = Vec::new();
+    for flip in [false, true] {
+        for anchor in dermrobust_core::imaging::Anchor::CORNERS {
+            let crop = ImageOp::Crop { anchor, scale };
+            views.push(if flip { ImageOp::Sequence { ops: vec![ImageOp::FlipHorizontal, crop] } } else { crop });
+        }
+    }
+    views
+}
+
+impl<C: ImageClassifier> ImageClassifier for WithTta<C> {
+    fn classes(&self) -> &[String] {
+        self.inner.classes()
+    }
+
+    fn input_size(&self) -> usize {
+        self.inner.input_size()
+    }
+
+    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+        let mut sum: Vec<Vec<f32>> = vec![vec![0.0; self.classes().len()]; images.len()];
+        for view in &self.views {
+            let viewed: Vec<Image> = images.par_iter().map(|img| view.apply(img)).collect::<Result<_>>()?;
+            for (acc, p) in sum.iter_mut().zip(self.inner.predict(&viewed)?) {
+                acc.iter_mut().zip(p).for_each(|(a, v)| *a += v);
+            }
+        }
+        let n = self.views.len().max(1) as f32;
+        Ok(sum.into_iter().map(|v| v.into_iter().map(|x| x / n).collect()).collect())
+    }
+
+    fn describe(&self) -> String {
+        format!("{} + TTA ({} views)", self.inner.describe(), self.views.len())
+    }
+}
+
+/// An ensemble: the mean probability of several classifiers with the same classes.
+pub struct Ensemble {
+    pub members: Vec<Box<dyn ImageClassifier>>,
+}
+
+impl ImageClassifier for Ensemble {
+    fn classes(&self) -> &[String] {
+        self.members[0].classes()
+    }
+
+    fn input_size(&self) -> usize {
+        self.members[0].input_size()
+    }
+
+    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+        let mut sum: Vec<Vec<f32>> = vec![vec![0.0; self.classes().len()]; images.len()];
+        for m in &self.members {
+            for (acc, p) in sum.iter_mut().zip(m.predict(images)?) {
+                acc.iter_mut().zip(p).for_each(|(a, v)| *a += v);
+            }
+        }
+        let n = self.members.len() as f32;
+        Ok(sum.into_iter().map(|v| v.into_iter().map(|x| x / n).collect()).collect())
+    }
+
+    fn describe(&self) -> String {
+        format!("ensemble of {}", self.members.len())
+    }
+}

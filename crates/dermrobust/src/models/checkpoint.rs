@@ -1,0 +1,122 @@
+//! Saving and loading models (burn's burnpack weights + a JSON description), and importing
+//! torchvision-layout PyTorch checkpoints (`.pth`/`.pt` or `.safetensors`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use burn::prelude::*;
+use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
+use dermrobust_core::data::{LabelScheme, Preprocess};
+use serde::{Deserialize, Serialize};
+
+use super::{Arch, Classifier, ModelConfig};
+
+pub const WEIGHTS_FILE: &str = "model.bpk";
+pub const META_FILE: &str = "model.json";
+
+/// What a saved model is: architecture, classes and the preprocessing it was trained with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub config: ModelConfig,
+    pub classes: Vec<String>,
+    pub label_scheme: LabelScheme,
+    pub preprocess: Preprocess,
+}
+
+/// Save weights and description into `dir` (atomically: temporary file, then rename).
+/// `model` should be the inference copy (`model.valid()`), which carries synced batch-norm
+/// statistics.
+pub fn save(dir: &Path, model: Classifier, meta: &ModelMeta) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = dir.join(format!(".{WEIGHTS_FILE}.tmp{}", std::process::id()));
+    model.save_file(&tmp).map_err(|e| anyhow::anyhow!("cannot write {}: {e:?}", tmp.display()))?;
+    std::fs::rename(&tmp, dir.join(WEIGHTS_FILE)).with_context(|| format!("cannot write {}", dir.join(WEIGHTS_FILE).display()))?;
+    dermrobust_core::report::write_json(&dir.join(META_FILE), meta)
+}
+
+/// The folder of a model given either the folder or a file inside it.
+pub fn model_dir(path: &Path) -> PathBuf {
+    if path.is_dir() { path.to_path_buf() } else { path.parent().map(Path::to_path_buf).unwrap_or_default() }
+}
+
+/// Load a model saved by [`save`] (pass its folder or its `model.json`).
+pub fn load(path: &Path, device: &Device) -> Result<(Classifier, ModelMeta)> {
+    let dir = model_dir(path);
+    let meta: ModelMeta = dermrobust_core::report::read_json(&dir.join(META_FILE))
+        .with_context(|| format!("{} is not a dermrobust model folder (no valid {META_FILE})", dir.display()))?;
+    let weights = dir.join(WEIGHTS_FILE);
+    if !weights.is_file() {
+        bail!("model folder {} has no {WEIGHTS_FILE}", dir.display());
+    }
+    let model = meta
+        .config
+        .init(device)
+        .try_load_file(&weights)
+        .map_err(|e| anyhow::anyhow!("cannot load weights {}: {e:?} (does model.json match the weights?)", weights.display()))?;
+    Ok((model, meta))
+}
+
+/// How torchvision parameter names map onto ours, per architecture.
+fn torchvision_key_map(arch: Arch) -> Result<Vec<(&'static str, &'static str)>> {
+    match arch {
+        Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 => Ok(vec![
+            (r"^conv1\.", "body_early.0.ResStem.conv1."),
+            (r"^bn1\.", "body_early.0.ResStem.bn1."),
+            (r"^layer1\.", "body_early.1.Residual.blocks."),
+            (r"^layer2\.", "body_early.2.Residual.blocks."),
+            (r"^layer3\.", "body_late.0.Residual.blocks."),
+            (r"^layer4\.", "body_late.1.Residual.blocks."),
+            (r"\.downsample\.0\.", ".downsample.conv."),
+            (r"\.downsample\.1\.", ".downsample.bn."),
+            (r"^fc\.", "head.out."),
+        ]),
+        other => bail!("importing torchvision weights is implemented for the ResNet family, not {other}"),
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    pub applied: usize,
+    /// Our parameters the checkpoint did not provide (a new head when fine-tuning).
+    pub missing: Vec<String>,
+    /// Checkpoint tensors we had no place for.
+    pub unused: Vec<String>,
+}
+
+/// Load torchvision-layout weights (`.pth`/`.pt` or `.safetensors`) into `model`. Backbone
+/// parameters must all be present and of matching shape; head parameters may be missing or
+/// skipped (a new head for other classes).
+pub fn import_torchvision(model: Classifier, arch: Arch, path: &Path) -> Result<(Classifier, ImportReport)> {
+    let mut model = model;
+    let map = torchvision_key_map(arch)?;
+    let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
+    let result = if is_safetensors {
+        let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
+        for (from, to) in &map {
+            store = store.with_key_remapping(*from, *to);
+        }
+        model.load_from(&mut store).map_err(|e| format!("{e:?}"))
+    } else {
+        let mut store = PytorchStore::from_file(path).allow_partial(true).map_indices_contiguous(false);
+        for (from, to) in &map {
+            store = store.with_key_remapping(*from, *to);
+        }
+        model.load_from(&mut store).map_err(|e| format!("{e:?}"))
+    }
+    .map_err(|e| anyhow::anyhow!("cannot import {}: {e}", path.display()))?;
+    let missing: Vec<String> = result.missing.iter().map(|m| format!("{m:?}")).collect();
+    let backbone_missing: Vec<&String> = missing.iter().filter(|m| !m.contains("head.")).collect();
+    if !backbone_missing.is_empty() {
+        bail!(
+            "{} does not provide {} backbone parameters of {arch} (e.g. {}); is it a torchvision {arch} checkpoint of the same width?",
+            path.display(),
+            backbone_missing.len(),
+            backbone_missing[0]
+        );
+    }
+    if result.applied.is_empty() {
+        bail!("no parameter of {} matched {arch}", path.display());
+    }
+    let unused = result.unused.iter().filter(|u| !u.ends_with("num_batches_tracked")).cloned().collect();
+    Ok((model, ImportReport { applied: result.applied.len(), missing, unused }))
+}

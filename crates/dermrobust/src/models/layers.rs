@@ -1,0 +1,64 @@
+//! Building blocks shared by every architecture: convolution + batch norm, and the blur-pool
+//! low-pass used by anti-aliased models.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::{ConvOptions, PadMode};
+
+/// A bias-free convolution followed by batch normalisation (torchvision's layout).
+pub fn conv(c_in: usize, c_out: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
+    let p = kernel / 2;
+    Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+        .with_bias(false)
+        .init(device)
+}
+
+pub fn bn(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels).init(device)
+}
+
+/// Anti-aliasing low-pass before subsampling (Zhang 2019, "Making convolutional networks
+/// shift-invariant again"): a fixed binomial filter applied per channel with reflection padding,
+/// then subsampling by `stride`. The kernel is a constant, not a parameter.
+#[derive(Module, Debug)]
+pub struct BlurPool {
+    pub kernel: Tensor<4>,
+    pub channels: usize,
+    pub stride: usize,
+}
+
+impl BlurPool {
+    /// Binomial filter of size 3 (`[1, 2, 1]`) or 4 (`[1, 3, 3, 1]`, the paper's default).
+    pub fn new(channels: usize, stride: usize, filter_size: usize, device: &Device) -> Self {
+        let taps: Vec<f32> = match filter_size {
+            3 => vec![1.0, 2.0, 1.0],
+            _ => vec![1.0, 3.0, 3.0, 1.0],
+        };
+        let n = taps.len();
+        let total: f32 = taps.iter().sum::<f32>().powi(2);
+        let mut k = Vec::with_capacity(channels * n * n);
+        for _ in 0..channels {
+            for a in &taps {
+                for b in &taps {
+                    k.push(a * b / total);
+                }
+            }
+        }
+        BlurPool { kernel: Tensor::from_data(TensorData::new(k, [channels, 1, n, n]), device), channels, stride }
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let n = self.kernel.dims()[2];
+        let (before, after) = ((n - 1) / 2, n / 2);
+        let [_, _, h, w] = x.dims();
+        // Reflection needs at least 2 pixels; tiny maps fall back to edge padding.
+        let mode = if h > after && w > after { PadMode::Reflect } else { PadMode::Edge };
+        let x = x.pad((before, after, before, after), mode);
+        let opts = ConvOptions::new([self.stride, self.stride], [0, 0], [1, 1], self.channels);
+        conv2d(x, self.kernel.clone(), None, opts)
+    }
+}

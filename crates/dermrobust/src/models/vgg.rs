@@ -1,0 +1,57 @@
+//! VGG-16 with batch normalisation, its dense layers replaced by global pooling (VGG-16-GAP, as
+//! in Yan et al. 2019), optionally anti-aliased (max-pool stride 1 + blur-pool).
+
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::BatchNorm;
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use super::layers::{bn, conv, BlurPool};
+use super::Stage;
+
+#[derive(Module, Debug)]
+pub struct VggStage {
+    pub convs: Vec<Conv2d>,
+    pub norms: Vec<BatchNorm>,
+    pub pool: MaxPool2d,
+    pub blur: Option<BlurPool>,
+}
+
+impl VggStage {
+    pub fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
+        for (c, n) in self.convs.iter().zip(&self.norms) {
+            x = relu(n.forward(c.forward(x)));
+        }
+        let x = self.pool.forward(x);
+        match &self.blur {
+            Some(b) => b.forward(x),
+            None => x,
+        }
+    }
+}
+
+/// The five VGG-16 stages. Returns (stages, output channels).
+pub fn build(width: f64, anti_alias: bool, device: &Device) -> (Vec<Stage>, usize) {
+    let plan: [(usize, usize); 5] = [(64, 2), (128, 2), (256, 3), (512, 3), (512, 3)];
+    let mut c_in = 3;
+    let mut stages = Vec::new();
+    for (c, n) in plan {
+        let c_out = super::scaled(c, width);
+        let mut convs = Vec::new();
+        let mut norms = Vec::new();
+        for _ in 0..n {
+            convs.push(conv(c_in, c_out, 3, 1, device));
+            norms.push(bn(c_out, device));
+            c_in = c_out;
+        }
+        let stride = if anti_alias { 1 } else { 2 };
+        stages.push(Stage::Vgg(VggStage {
+            convs,
+            norms,
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([stride, stride]).init(),
+            blur: anti_alias.then(|| BlurPool::new(c_out, 2, 4, device)),
+        }));
+    }
+    (stages, c_in)
+}

@@ -1,0 +1,60 @@
+//! Online augmentation presets, built from the shared image operations so that every augmented
+//! image can say what was done to it.
+
+use dermrobust_core::imaging::{BorderFill, ImageOp};
+use rand::Rng;
+
+use super::config::AugmentPreset;
+
+/// A random operation sequence for one training image.
+pub fn draw<R: Rng>(preset: AugmentPreset, rng: &mut R) -> ImageOp {
+    let mut ops = Vec::new();
+    match preset {
+        AugmentPreset::None => {}
+        AugmentPreset::Standard => {
+            flips(rng, &mut ops);
+            ops.push(ImageOp::Rotate { degrees: 90.0 * rng.random_range(0..4) as f32, fill: BorderFill::Reflect });
+            ops.push(ImageOp::Zoom { factor: rng.random_range(1.0..1.1), cx: 0.5, cy: 0.5, fill: BorderFill::Reflect });
+            ops.push(ImageOp::Brightness { factor: rng.random_range(0.9..1.1) });
+            ops.push(ImageOp::Contrast { factor: rng.random_range(0.9..1.1) });
+        }
+        AugmentPreset::Strong => {
+            // Maron et al.'s "additional data augmentation": transformations of the kinds the
+            // brittleness audit applies, at and beyond its magnitudes.
+            flips(rng, &mut ops);
+            ops.push(ImageOp::Rotate { degrees: rng.random_range(-180.0..180.0), fill: BorderFill::Reflect });
+            ops.push(ImageOp::Zoom {
+                factor: rng.random_range(0.85..1.35),
+                cx: rng.random_range(0.35..0.65),
+                cy: rng.random_range(0.35..0.65),
+                fill: BorderFill::Reflect,
+            });
+            ops.push(ImageOp::Translate { dx: rng.random_range(-0.06..0.06), dy: rng.random_range(-0.06..0.06), fill: BorderFill::Reflect });
+            ops.push(ImageOp::Brightness { factor: rng.random_range(0.7..1.3) });
+            ops.push(ImageOp::Contrast { factor: rng.random_range(0.75..1.25) });
+            let mut gain = [1.0f32; 3];
+            let mut offset = [0.0f32; 3];
+            for c in 0..3 {
+                gain[c] = rng.random_range(0.9..1.1);
+                offset[c] = rng.random_range(-0.05..0.05);
+            }
+            ops.push(ImageOp::ColourBalance { gain, offset });
+            ops.push(ImageOp::Gamma { gamma: rng.random_range(0.75..1.33) });
+            ops.push(ImageOp::Saturation { factor: rng.random_range(0.75..1.25) });
+            ops.push(ImageOp::Hue { shift: rng.random_range(-0.03..0.03) });
+            if rng.random::<f32>() < 0.2 {
+                ops.push(ImageOp::GaussianBlur { sigma: rng.random_range(0.002..0.012) });
+            }
+        }
+    }
+    ImageOp::Sequence { ops }
+}
+
+fn flips<R: Rng>(rng: &mut R, ops: &mut Vec<ImageOp>) {
+    if rng.random::<bool>() {
+        ops.push(ImageOp::FlipHorizontal);
+    }
+    if rng.random::<bool>() {
+        ops.push(ImageOp::FlipVertical);
+    }
+}

@@ -1,0 +1,233 @@
+//! Training configuration: every option is a command-line flag and a TOML key of the same name
+//! (flags win over the file).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{ArgMatches, Args, ValueEnum};
+use dermrobust_core::data::{DataSpec, LabelScheme};
+use serde::{Deserialize, Serialize};
+
+use crate::models::{Arch, HeadKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// SGD with (PyTorch-style, undampened) momentum and weight decay.
+    Sgd,
+    /// AdamW (decoupled weight decay).
+    Adamw,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// Cross-entropy (optionally class-weighted and label-smoothed).
+    CrossEntropy,
+    /// Focal loss (Lin et al. 2017; Yan et al. 2019 use gamma = 2).
+    Focal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    Constant,
+    /// Multiply by `step_gamma` every `step_epochs` epochs (Yan: 0.1 every 10).
+    Step,
+    /// Cosine annealing to zero over the run.
+    Cosine,
+    /// SGDR warm restarts, cycle length multiplied by `sgdr_mult` after each restart (Mishra eq. 1).
+    Sgdr,
+    /// One-cycle: warm up to the peak, then cosine down (Smith).
+    OneCycle,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AugmentPreset {
+    None,
+    /// Flips, 90-degree rotations, mild zoom and brightness/contrast.
+    Standard,
+    /// Maron et al.'s additional data augmentation: any rotation, zoom, shift, colour balance,
+    /// gamma, saturation and hue jitter, blur, on top of the standard flips.
+    Strong,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassWeighting {
+    None,
+    /// Inverse class frequency (scikit-learn's "balanced").
+    Balanced,
+}
+
+/// All training options.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Args)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Dataset (see `dermrobust data --help` for the syntax).
+    #[arg(long, default_value = "synthetic")]
+    #[serde(with = "spec_string")]
+    pub data: DataSpec,
+    /// Label scheme: native, ham7, mel-vs-nevus, mel-vs-rest.
+    #[arg(long, default_value = "native")]
+    pub labels: LabelScheme,
+    /// Split file (created with --split-seed if missing; reused, and checked, if present).
+    /// Defaults to OUT/split.json.
+    #[arg(long)]
+    pub split: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    pub split_seed: u64,
+    /// Validation and test fractions of the lesion-aware split.
+    #[arg(long, default_value_t = 0.15)]
+    pub val_fraction: f64,
+    #[arg(long, default_value_t = 0.15)]
+    pub test_fraction: f64,
+
+    /// Architecture: resnet18, resnet34, resnet50, vgg16-gap, densenet121.
+    #[arg(long, default_value = "resnet18")]
+    pub arch: Arch,
+    /// Channel width multiplier (0.25 = a quarter of the published widths).
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    #[arg(long, value_enum, default_value = "fastai")]
+    pub head: HeadKind,
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f64,
+    /// Anti-aliased model (blur-pool before every subsampling).
+    #[arg(long, default_value_t = false)]
+    pub anti_alias: bool,
+    /// Start from torchvision-layout weights (.pth or .safetensors; ResNet family).
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
+
+    /// Model input size in pixels (square).
+    #[arg(long, default_value_t = 64)]
+    pub image_size: usize,
+    /// Centre crop of this fraction of the short side before resizing (Yan: 0.8).
+    #[arg(long)]
+    pub centre_crop: Option<f32>,
+
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate (of the head, with discriminative learning rates).
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    #[arg(long, value_enum, default_value = "one-cycle")]
+    pub schedule: ScheduleKind,
+    #[arg(long, default_value_t = 10)]
+    pub step_epochs: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub step_gamma: f64,
+    /// First SGDR cycle length in epochs.
+    #[arg(long, default_value_t = 1)]
+    pub sgdr_cycle: usize,
+    /// SGDR cycle length multiplier.
+    #[arg(long, default_value_t = 2)]
+    pub sgdr_mult: usize,
+    /// One-cycle warm-up share of the run.
+    #[arg(long, default_value_t = 0.25)]
+    pub warmup: f64,
+    /// Layer-group learning rates 0.01x / 0.1x / 1x (Mishra et al.).
+    #[arg(long, default_value_t = false)]
+    pub discriminative_lr: bool,
+    /// Train only the head for this many epochs, then unfreeze everything (fine-tuning).
+    #[arg(long, default_value_t = 0)]
+    pub freeze_epochs: usize,
+
+    #[arg(long, value_enum, default_value = "cross-entropy")]
+    pub loss: LossKind,
+    #[arg(long, default_value_t = 2.0)]
+    pub focal_gamma: f64,
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f64,
+    #[arg(long, value_enum, default_value = "none")]
+    pub class_weights: ClassWeighting,
+    /// Draw every class as often as the largest one in each epoch.
+    #[arg(long, default_value_t = false)]
+    pub oversample: bool,
+    #[arg(long, value_enum, default_value = "standard")]
+    pub augment: AugmentPreset,
+
+    /// Stop when validation AUROC has not improved for this many epochs (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub patience: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Train this many models with seeds seed, seed+1, ... and report mean and standard deviation.
+    #[arg(long, default_value_t = 1)]
+    pub repeats: usize,
+    /// Skip unreadable images (and count them) instead of stopping.
+    #[arg(long, default_value_t = false)]
+    pub skip_bad: bool,
+    /// Folder for the decoded-image cache (default: ~/.cache/dermrobust).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Stop after this many training batches per epoch (for quick checks).
+    #[arg(long)]
+    pub max_batches: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: TrainConfig,
+        }
+        Wrapper::parse_from(["dermrobust"]).config
+    }
+}
+
+impl TrainConfig {
+    /// Merge a TOML file into `self` for every key not given on the command line.
+    pub fn merge_toml(&mut self, path: &std::path::Path, matches: &ArgMatches) -> Result<()> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read configuration {}", path.display()))?;
+        let file: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let mut current = toml::Table::try_from(&*self)?;
+        let known: Vec<String> = current.keys().cloned().collect();
+        for (key, value) in file {
+            if !known.contains(&key) && key != "split" && key != "pretrained" && key != "centre_crop" && key != "cache_dir" && key != "max_batches" {
+                anyhow::bail!("{}: unknown option '{key}'", path.display());
+            }
+            let from_cli = matches.value_source(&key) == Some(clap::parser::ValueSource::CommandLine);
+            if !from_cli {
+                current.insert(key, value);
+            }
+        }
+        *self = current.try_into().with_context(|| format!("{}: invalid value", path.display()))?;
+        Ok(())
+    }
+}
+
+/// `DataSpec` travels as its command-line string in files.
+mod spec_string {
+    use dermrobust_core::data::DataSpec;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(spec: &DataSpec, s: S) -> Result<S::Ok, S::Error> {
+        spec.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DataSpec, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Full(DataSpec),
+        }
+        match Either::deserialize(d)? {
+            Either::Text(t) => t.parse().map_err(serde::de::Error::custom),
+            Either::Full(f) => Ok(f),
+        }
+    }
+}
