@@ -36,7 +36,7 @@ pub fn save(dir: &Path, model: Classifier, meta: &ModelMeta) -> Result<()> {
 
 /// The folder of a model given either the folder or a file inside it.
 pub fn model_dir(path: &Path) -> PathBuf {
-    if path.is_dir() { path.to_path_buf() } else { path.parent().map(Path::to_path_buf).unwrap_or_default() }
+    if path.is_file() { path.parent().map(Path::to_path_buf).unwrap_or_default() } else { path.to_path_buf() }
 }
 
 /// Load a model saved by [`save`] (pass its folder or its `model.json`).
@@ -56,16 +56,17 @@ pub fn load(path: &Path, device: &Device) -> Result<(Classifier, ModelMeta)> {
     Ok((model, meta))
 }
 
-/// How torchvision parameter names map onto ours, per architecture.
+/// How torchvision parameter names map onto ours, per architecture. (burn-store matches paths
+/// without enum variant names, so `Stage::ResStem` adds no path segment.)
 fn torchvision_key_map(arch: Arch) -> Result<Vec<(&'static str, &'static str)>> {
     match arch {
         Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 => Ok(vec![
-            (r"^conv1\.", "body_early.0.ResStem.conv1."),
-            (r"^bn1\.", "body_early.0.ResStem.bn1."),
-            (r"^layer1\.", "body_early.1.Residual.blocks."),
-            (r"^layer2\.", "body_early.2.Residual.blocks."),
-            (r"^layer3\.", "body_late.0.Residual.blocks."),
-            (r"^layer4\.", "body_late.1.Residual.blocks."),
+            (r"^conv1\.", "body_early.0.conv1."),
+            (r"^bn1\.", "body_early.0.bn1."),
+            (r"^layer1\.", "body_early.1.blocks."),
+            (r"^layer2\.", "body_early.2.blocks."),
+            (r"^layer3\.", "body_late.0.blocks."),
+            (r"^layer4\.", "body_late.1.blocks."),
             (r"\.downsample\.0\.", ".downsample.conv."),
             (r"\.downsample\.1\.", ".downsample.bn."),
             (r"^fc\.", "head.out."),
@@ -91,13 +92,13 @@ pub fn import_torchvision(model: Classifier, arch: Arch, path: &Path) -> Result<
     let map = torchvision_key_map(arch)?;
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let result = if is_safetensors {
-        let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).allow_partial(true);
+        let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).skip_enum_variants(true).allow_partial(true);
         for (from, to) in &map {
             store = store.with_key_remapping(*from, *to);
         }
         model.load_from(&mut store).map_err(|e| format!("{e:?}"))
     } else {
-        let mut store = PytorchStore::from_file(path).allow_partial(true).map_indices_contiguous(false);
+        let mut store = PytorchStore::from_file(path).skip_enum_variants(true).allow_partial(true).map_indices_contiguous(false);
         for (from, to) in &map {
             store = store.with_key_remapping(*from, *to);
         }

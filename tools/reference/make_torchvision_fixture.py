@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Make the PyTorch checkpoint that dermrobust's import test loads.
+
+A ResNet-18 in torchvision's exact module layout (torchvision.models.resnet.BasicBlock, the same
+parameter names as torchvision.models.resnet18) at 1/8 of the published widths (8, 16, 32, 64
+channels) and 3 classes, randomly initialised with random batch-norm statistics, saved as
+`tiny_resnet18.pth` (state dict) and `tiny_resnet18.safetensors`, with a fixed input and the
+eval-mode logits in `tiny_resnet18_expected.json`.
+
+Run (outside the project's build; needs torch, torchvision, safetensors):
+    /tmp/torchenv/bin/python tools/reference/make_torchvision_fixture.py crates/dermrobust/tests/fixtures
+"""
+import json
+import sys
+
+import torch
+from torch import nn
+from torchvision.models.resnet import BasicBlock, conv1x1
+from safetensors.torch import save_file
+
+
+class TinyResNet18(nn.Module):
+    def __init__(self, widths=(8, 16, 32, 64), num_classes=3):
+        super().__init__()
+        self.inplanes = widths[0]
+        self.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(widths[0], 2, 1)
+        self.layer2 = self._make_layer(widths[1], 2, 2)
+        self.layer3 = self._make_layer(widths[2], 2, 2)
+        self.layer4 = self._make_layer(widths[3], 2, 2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(widths[3], num_classes)
+
+    def _make_layer(self, planes, blocks, stride):
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(conv1x1(self.inplanes, planes, stride), nn.BatchNorm2d(planes))
+        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes
+        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def main(out):
+    torch.manual_seed(0)
+    model = TinyResNet18()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+        model.fc.weight.uniform_(-2.0, 2.0)
+    model.eval()
+    x = torch.rand(2, 3, 64, 64)
+    x[1] = x[1] ** 3  # a darker, more contrasted second image
+    with torch.no_grad():
+        logits = model(x)
+    sd = model.state_dict()
+    torch.save(sd, f"{out}/tiny_resnet18.pth")
+    save_file({k: v.contiguous() for k, v in sd.items()}, f"{out}/tiny_resnet18.safetensors")
+    with open(f"{out}/tiny_resnet18_expected.json", "w") as f:
+        json.dump({"torch_version": torch.__version__, "input_shape": list(x.shape),
+                   "input": x.flatten().tolist(), "logits": logits.flatten().tolist()}, f)
+    print("logits", logits)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".")
