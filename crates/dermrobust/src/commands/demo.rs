@@ -14,9 +14,9 @@ pub struct DemoArgs {
     #[arg(long, default_value = "demo-output")]
     pub out: PathBuf,
     /// Number of synthetic lesions.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 1500)]
     pub lesions: usize,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 12)]
     pub epochs: usize,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -30,7 +30,7 @@ pub fn config(a: &DemoArgs) -> Result<TrainConfig> {
         image_size: 64,
         epochs: a.epochs,
         batch_size: 32,
-        lr: 0.05,
+        lr: 0.02,
         schedule: ScheduleKind::OneCycle,
         augment: AugmentPreset::Standard,
         seed: a.seed,

@@ -1,0 +1,158 @@
+//! Training end to end on small synthetic data: it learns, a killed run resumes, divergence is
+//! caught, the learning-rate range test suggests a rate.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dermrobust::training::config::{AugmentPreset, LossKind, ScheduleKind};
+use dermrobust::training::{prepare_data, train_one, TrainConfig};
+
+fn small_config(cache: &Path) -> TrainConfig {
+    TrainConfig {
+        data: "synthetic:n=240,seed=5,photos=2,size=48".parse().unwrap(),
+        width: 0.125,
+        image_size: 32,
+        epochs: 8,
+        batch_size: 16,
+        lr: 0.02,
+        schedule: ScheduleKind::OneCycle,
+        augment: AugmentPreset::Standard,
+        cache_dir: Some(cache.to_path_buf()),
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn a_small_model_learns_synthetic_lesions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = small_config(&tmp.path().join("cache"));
+    let data = prepare_data(&cfg, tmp.path(), true).unwrap();
+    let result = train_one(&cfg, &data, tmp.path(), false, true).unwrap();
+    let test = result.test.expect("test metrics");
+    // Four classes: chance AUROC is 0.5; the ABCD signal is strong enough for well above it.
+    assert!(test.macro_auroc.unwrap().estimate > 0.75, "macro AUROC {:?}", test.macro_auroc);
+    for f in ["model/model.bpk", "model/model.json", "checkpoint/state.json", "checkpoint/optimizer.bpk", "history.csv", "training_curves.svg", "metrics.json", "predictions.csv", "split.json"] {
+        assert!(tmp.path().join(f).is_file(), "{f} missing");
+    }
+    let history = std::fs::read_to_string(tmp.path().join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 1 + cfg.epochs);
+    // predictions.csv has one row per test image and probabilities that sum to one.
+    let mut rows = csv::Reader::from_path(tmp.path().join("predictions.csv")).unwrap();
+    let n = rows.records().map(|r| {
+        let r = r.unwrap();
+        let s: f64 = (4..r.len()).map(|i| r[i].parse::<f64>().unwrap()).sum();
+        assert!((s - 1.0).abs() < 1e-3);
+    }).count();
+    assert_eq!(n, data.test.len());
+}
+
+#[test]
+fn focal_loss_sgdr_oversampling_and_discriminative_rates_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = small_config(&tmp.path().join("cache"));
+    cfg.epochs = 3;
+    cfg.loss = LossKind::Focal;
+    cfg.schedule = ScheduleKind::Sgdr;
+    cfg.oversample = true;
+    cfg.discriminative_lr = true;
+    cfg.freeze_epochs = 1;
+    cfg.augment = AugmentPreset::Strong;
+    cfg.class_weights = dermrobust::training::config::ClassWeighting::Balanced;
+    let data = prepare_data(&cfg, tmp.path(), true).unwrap();
+    let r = train_one(&cfg, &data, tmp.path(), false, true).unwrap();
+    assert!(r.best_val_auroc.is_finite());
+}
+
+#[test]
+fn divergence_stops_with_a_message_and_keeps_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = small_config(&tmp.path().join("cache"));
+    cfg.epochs = 3;
+    cfg.schedule = ScheduleKind::Step;
+    cfg.step_epochs = 1;
+    cfg.step_gamma = 1e12; // epoch 2 trains at lr 1e10: the loss overflows
+    let data = prepare_data(&cfg, tmp.path(), true).unwrap();
+    let err = format!("{:#}", train_one(&cfg, &data, tmp.path(), false, true).err().expect("training must fail"));
+    assert!(err.contains("diverged") && err.contains("after epoch 1"), "{err}");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["epochs_done"], 1);
+}
+
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let args = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "train", "--quiet", "--data", "synthetic:n=240,seed=5,photos=2,size=48", "--width", "0.125", "--image-size", "32",
+            "--epochs", "5", "--batch-size", "16", "--lr", "0.02", "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(out.display().to_string());
+        a.push("--cache-dir".into());
+        a.push(tmp.path().join("cache").display().to_string());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let exe = env!("CARGO_BIN_EXE_dermrobust");
+    let mut child = Command::new(exe).args(args(&[])).spawn().unwrap();
+    let state = out.join("checkpoint/state.json");
+    let started = Instant::now();
+    while !state.is_file() {
+        assert!(started.elapsed() < Duration::from_secs(300), "no checkpoint after 5 minutes");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("training ended ({status}) before it could be interrupted");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL mid-run
+    child.wait().unwrap();
+    let done_before: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let done_before = done_before["epochs_done"].as_u64().unwrap();
+    assert!(done_before < 5, "the run finished before it was killed");
+    let output = Command::new(exe).args(args(&["--resume"])).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(state["epochs_done"], 5);
+    assert_eq!(state["history"].as_array().unwrap().len(), 5, "history keeps the epochs before the kill");
+    assert!(out.join("metrics.json").is_file());
+    // Resuming with other options is refused.
+    let output = Command::new(exe).args(args(&["--resume", "--seed", "9"])).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("configuration differs"));
+}
+
+#[test]
+fn lr_range_test_writes_a_curve_and_a_suggestion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = small_config(&tmp.path().join("cache"));
+    dermrobust::commands::lr_find::run(&cfg, tmp.path(), 1e-5, 10.0, 40, true).unwrap();
+    let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("lr_find.json")).unwrap()).unwrap();
+    let lr = result["suggested_lr"].as_f64().unwrap();
+    assert!(lr > 1e-5 && lr < 10.0, "suggested {lr}");
+    assert!(std::fs::read_to_string(tmp.path().join("lr_find.svg")).unwrap().contains("<svg"));
+}
+
+#[test]
+fn toml_configuration_merges_with_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("c.toml");
+    std::fs::write(&file, "epochs = 7\nlr = 0.3\narch = \"vgg16-gap\"\ndata = \"synthetic:n=50\"\n").unwrap();
+    use clap::{CommandFactory, FromArgMatches, Parser};
+    #[derive(Parser)]
+    struct W {
+        #[command(flatten)]
+        c: TrainConfig,
+    }
+    let m = W::command().get_matches_from(["x", "--lr", "0.1"]);
+    let mut c = W::from_arg_matches(&m).unwrap().c;
+    c.merge_toml(&file, &m).unwrap();
+    assert_eq!(c.epochs, 7);
+    assert_eq!(c.lr, 0.1, "the flag wins over the file");
+    assert_eq!(c.arch.to_string(), "vgg16-gap");
+    std::fs::write(&file, "epochz = 7\n").unwrap();
+    assert!(c.merge_toml(&file, &m).unwrap_err().to_string().contains("unknown option 'epochz'"));
+}
