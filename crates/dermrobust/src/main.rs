@@ -46,6 +46,22 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Training and inference speed (images per second) of a model.
     Bench(commands::bench::BenchArgs),
+    /// Robustness audits of trained models.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Maron et al.'s comparison grid: baseline, +ADA, +AAM, +TTA and their combinations over
+    /// architectures and repeats, trained and audited, in one table.
+    #[command(after_help = DATA_SPEC_HELP)]
+    Experiment(commands::experiment::ExperimentArgs),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Brittleness (Maron et al. 2021): P(class change), absolute change and AUROC under
+    /// rotations, zooms, brightness, colour balance and gamma, and across photographs of one
+    /// lesion; writes brittleness.json, brittleness_per_image.csv and report.html.
+    #[command(after_help = DATA_SPEC_HELP)]
+    Brittleness(commands::audit::BrittlenessArgs),
 }
 
 #[derive(Subcommand)]
@@ -138,6 +154,8 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Predict(a) => commands::predict::run(&a),
         Command::Demo(a) => commands::demo::run(&a, quiet),
         Command::Bench(a) => commands::bench::run(&a),
+        Command::Audit(AuditCommand::Brittleness(a)) => commands::audit::run(&a, quiet),
+        Command::Experiment(a) => commands::experiment::run(&a, quiet),
     }
 }
 

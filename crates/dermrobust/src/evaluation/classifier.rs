@@ -23,6 +23,29 @@ pub trait ImageClassifier: Send + Sync {
     fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>>;
     /// A short description for reports.
     fn describe(&self) -> String;
+    /// Forward passes of the underlying network per image (test-time views x ensemble members).
+    fn views(&self) -> usize {
+        1
+    }
+}
+
+/// Boxed classifiers are classifiers (so TTA can wrap an ensemble or a loaded model).
+impl<C: ImageClassifier + ?Sized> ImageClassifier for Box<C> {
+    fn classes(&self) -> &[String] {
+        (**self).classes()
+    }
+    fn input_size(&self) -> usize {
+        (**self).input_size()
+    }
+    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+        (**self).predict(images)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn views(&self) -> usize {
+        (**self).views()
+    }
 }
 
 /// A trained model on the CPU, in inference mode.
@@ -115,6 +138,10 @@ impl<C: ImageClassifier> ImageClassifier for WithTta<C> {
     fn describe(&self) -> String {
         format!("{} + TTA ({} views)", self.inner.describe(), self.views.len())
     }
+
+    fn views(&self) -> usize {
+        self.inner.views() * self.views.len()
+    }
 }
 
 /// An ensemble: the mean probability of several classifiers with the same classes.
@@ -143,6 +170,10 @@ impl ImageClassifier for Ensemble {
     }
 
     fn describe(&self) -> String {
-        format!("ensemble of {}", self.members.len())
+        format!("ensemble of {}: {}", self.members.len(), self.members[0].describe())
+    }
+
+    fn views(&self) -> usize {
+        self.members.iter().map(|m| m.views()).sum()
     }
 }

@@ -1,0 +1,169 @@
+//! `dermrobust audit brittleness`: artificial and natural brittleness of one or more models,
+//! with test-time augmentation and ensembles as options.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use dermrobust_core::data::{default_cache_dir, DataSpec, Dataset, ImageSet, LoadOptions, Split};
+use dermrobust_core::report::{write_csv, write_json};
+use serde::Serialize;
+
+use crate::audits::brittleness::{self, natural_pairs, AuditOutput, ModelBrittleness, PairOptions, SetSummary};
+use crate::audits::report;
+use crate::audits::suite::Suite;
+use crate::evaluation::{maron_tta_views, Ensemble, ImageClassifier, TrainedModel, WithTta};
+use crate::training::trainer::resolve_model_path;
+
+#[derive(clap::Args, Clone)]
+pub struct BrittlenessArgs {
+    /// Model folder or training run folder; repeat for several models (e.g. repeats of one
+    /// configuration: mean and standard deviation are reported).
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
+    /// Audit the ensemble (mean probability) of all --model instead of each one.
+    #[arg(long)]
+    pub ensemble: bool,
+    /// Test-time augmentation: Maron's 8 views (horizontal flip x zoom into the 4 corners).
+    #[arg(long)]
+    pub tta: bool,
+    /// Side of the corner crops of the TTA views (fastai: 1/1.35).
+    #[arg(long, default_value_t = 0.74)]
+    pub tta_scale: f32,
+    /// Dataset; labels follow the model's scheme. Default: synthetic.
+    #[arg(long, default_value = "synthetic")]
+    pub data: DataSpec,
+    /// Split file and part to audit. Default: the run's split.json next to the model, part
+    /// `test`; without one, every image.
+    #[arg(long)]
+    pub split: Option<PathBuf>,
+    #[arg(long, default_value = "test")]
+    pub part: String,
+    /// Transformation suite (TOML, `[[set]]` tables). Default: the documented built-in suite.
+    #[arg(long)]
+    pub suite: Option<PathBuf>,
+    /// CSV `image_id,group` of similar-looking photographs: natural pairs only inside a group.
+    #[arg(long)]
+    pub similarity_groups: Option<PathBuf>,
+    /// Keep only natural pairs whose perceptual hashes differ in at most this many of 64 bits.
+    #[arg(long)]
+    pub max_hash_distance: Option<u32>,
+    /// Audit at most this many images (the first of the part, for quick looks).
+    #[arg(long)]
+    pub max_images: Option<usize>,
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Serialize)]
+pub struct BrittlenessFile<'a> {
+    pub data: String,
+    pub images: usize,
+    pub classes: &'a [String],
+    pub suite: &'a Suite,
+    pub models: &'a [ModelBrittleness],
+    pub summary: &'a [SetSummary],
+}
+
+fn read_groups(path: &Path) -> Result<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut out = HashMap::new();
+    for (i, row) in reader.records().enumerate() {
+        let row = row.with_context(|| format!("{}, line {}: malformed row", path.display(), i + 2))?;
+        match (row.get(0), row.get(1)) {
+            (Some(id), Some(g)) if !id.is_empty() && !g.is_empty() => {
+                out.insert(id.to_string(), g.to_string());
+            }
+            _ => bail!("{}, line {}: expected image_id,group", path.display(), i + 2),
+        }
+    }
+    Ok(out)
+}
+
+/// Load the models as classifiers (each, or one ensemble), with TTA if asked.
+pub fn classifiers(models: &[PathBuf], ensemble: bool, tta: Option<f32>) -> Result<Vec<Box<dyn ImageClassifier>>> {
+    let wrap = |m: Box<dyn ImageClassifier>| -> Box<dyn ImageClassifier> {
+        match tta {
+            Some(scale) => Box::new(WithTta { inner: m, views: maron_tta_views(scale) }),
+            None => m,
+        }
+    };
+    let loaded: Vec<Box<dyn ImageClassifier>> =
+        models.iter().map(|p| TrainedModel::load(&resolve_model_path(p)).map(|m| Box::new(m) as Box<dyn ImageClassifier>)).collect::<Result<_>>()?;
+    Ok(if ensemble { vec![wrap(Box::new(Ensemble { members: loaded }))] } else { loaded.into_iter().map(wrap).collect() })
+}
+
+/// The audited images: the data at the model's preprocessing, restricted to the split part.
+pub fn audit_data(a: &BrittlenessArgs, quiet: bool) -> Result<(ImageSet, Vec<usize>)> {
+    let first = TrainedModel::load(&resolve_model_path(&a.models[0]))?;
+    let ds = Dataset::open(&a.data, first.meta.label_scheme)?;
+    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), quiet, ..Default::default() };
+    let (set, _) = ImageSet::load(&ds, &first.meta.preprocess, &opts)?;
+    let run_split = resolve_model_path(&a.models[0]).parent().map(|p| p.join("split.json")).filter(|p| p.is_file());
+    let split_file = a.split.clone().or(run_split);
+    let mut indices: Vec<usize> = match &split_file {
+        Some(p) => {
+            let split = Split::load(p)?;
+            let part = split.part_index(&a.part)?;
+            (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&part)).collect()
+        }
+        None => (0..set.len()).collect(),
+    };
+    if let Some(m) = a.max_images {
+        indices.truncate(m);
+    }
+    if indices.is_empty() {
+        bail!("no image of {} is in part '{}' of the split", a.data, a.part);
+    }
+    if !quiet {
+        eprintln!("auditing {} images{}", indices.len(), split_file.map(|p| format!(" (part '{}' of {})", a.part, p.display())).unwrap_or_default());
+    }
+    Ok((set, indices))
+}
+
+/// Run the audit for already-loaded classifiers and write brittleness.json, the per-image CSV
+/// and report.html into `out`. Returns the per-model results and the summary.
+pub fn run_audit(classifiers: &[Box<dyn ImageClassifier>], set: &ImageSet, indices: &[usize], suite: &Suite, pair_opts: &PairOptions, data: &str, out: &Path, quiet: bool) -> Result<(Vec<ModelBrittleness>, Vec<SetSummary>)> {
+    std::fs::create_dir_all(out)?;
+    let pairs = natural_pairs(set, indices, pair_opts);
+    let mut results = Vec::new();
+    let mut rows = Vec::new();
+    let mut flips = Vec::new();
+    for (m, c) in classifiers.iter().enumerate() {
+        let AuditOutput { result, rows: r, flips: f } = brittleness::audit(c.as_ref(), m, set, indices, suite, &pairs, quiet)?;
+        if !quiet {
+            eprintln!("{}: {:.0} forward passes/s", result.model, result.forward_passes_per_second);
+        }
+        results.push(result);
+        rows.extend(r);
+        if m == 0 {
+            flips = f;
+        }
+    }
+    let summary = brittleness::summarise(&results);
+    write_json(&out.join("brittleness.json"), &BrittlenessFile { data: data.to_string(), images: indices.len(), classes: &set.classes, suite, models: &results, summary: &summary })?;
+    write_csv(&out.join("brittleness_per_image.csv"), &rows)?;
+    report::write(&out.join("report.html"), "Brittleness audit", data, indices.len(), &results, &summary, suite, set, &flips)?;
+    Ok((results, summary))
+}
+
+pub fn run(a: &BrittlenessArgs, quiet: bool) -> Result<()> {
+    let suite = match &a.suite {
+        Some(p) => Suite::load(p)?,
+        None => Suite::default_suite(),
+    };
+    let (set, indices) = audit_data(a, quiet)?;
+    let classifiers = classifiers(&a.models, a.ensemble, a.tta.then_some(a.tta_scale))?;
+    let pair_opts = PairOptions {
+        similarity_groups: a.similarity_groups.as_deref().map(read_groups).transpose()?,
+        max_hash_distance: a.max_hash_distance,
+    };
+    let (_, summary) = run_audit(&classifiers, &set, &indices, &suite, &pair_opts, &a.data.to_string(), &a.out, quiet)?;
+    let (header, rows) = report::summary_table(&summary);
+    println!("{}", header.join(" | "));
+    for r in rows {
+        println!("{}", r.join(" | "));
+    }
+    println!("wrote {}/brittleness.json, brittleness_per_image.csv and report.html", a.out.display());
+    Ok(())
+}
