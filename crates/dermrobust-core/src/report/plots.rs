@@ -2,6 +2,7 @@
 
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// One named series of (x, y) points.
 pub struct Series {
@@ -88,43 +89,49 @@ pub fn line_plot(title: &str, x_label: &str, y_label: &str, series: &[Series], l
     Ok(svg)
 }
 
-/// Vertical bars with category labels; an optional dashed horizontal reference line.
-pub fn bar_plot(title: &str, y_label: &str, bars: &[(String, f64)], reference: Option<(f64, &str)>) -> Result<String> {
+/// Horizontal bars, one per named category (long names stay readable); an optional dashed
+/// reference value. The value axis starts at zero for non-negative data unless all values sit
+/// high (AUROC), where it zooms in so differences show.
+pub fn bar_plot(title: &str, x_label: &str, bars: &[(String, f64)], reference: Option<(f64, &str)>) -> Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (760, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        let (_, mut y1) = range(bars.iter().map(|b| b.1).chain(reference.map(|r| r.0)));
-        let y0 = bars.iter().map(|b| b.1).fold(0.0f64, f64::min);
-        if y1 <= y0 {
-            y1 = y0 + 1.0;
-        }
         let n = bars.len().max(1);
+        let height = (90 + 22 * n) as u32;
+        let root = SVGBackend::with_string(&mut svg, (820, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let values: Vec<f64> = bars.iter().map(|b| b.1).chain(reference.map(|r| r.0)).collect();
+        let (lo, hi) = range(values.iter().copied());
+        let x0 = if lo > 0.5 && hi <= 1.05 { lo } else { lo.min(0.0) };
+        let x1 = if hi <= x0 { x0 + 1.0 } else { hi };
         let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(10)
-            .x_label_area_size(90)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0f64..n as f64, y0..y1)
+            .x_label_area_size(40)
+            .y_label_area_size(280)
+            .build_cartesian_2d(x0..x1, (0..n).into_segmented())
             .map_err(|e| anyhow!("{e}"))?;
         chart
             .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|x| labels.get(x.floor() as usize).filter(|_| x.fract() < 1e-9 || true).cloned().unwrap_or_default())
-            .x_label_style(("sans-serif", 11).into_font().transform(FontTransform::Rotate90))
-            .y_desc(y_label)
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|y| match y {
+                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .x_desc(x_label)
             .draw()
             .map_err(|e| anyhow!("{e}"))?;
         chart
             .draw_series(bars.iter().enumerate().map(|(i, b)| {
-                Rectangle::new([(i as f64 + 0.15, 0.0f64.max(y0)), (i as f64 + 0.85, b.1)], colour(0).filled())
+                let mut r = Rectangle::new([(x0, SegmentValue::Exact(i)), (b.1, SegmentValue::Exact(i + 1))], colour(0).filled());
+                r.set_margin(3, 3, 0, 0);
+                r
             }))
             .map_err(|e| anyhow!("{e}"))?;
         if let Some((v, name)) = reference {
             chart
-                .draw_series(DashedLineSeries::new(vec![(0.0, v), (n as f64, v)], 6, 4, ShapeStyle::from(&BLACK).stroke_width(1)))
+                .draw_series(DashedLineSeries::new(vec![(v, SegmentValue::Exact(0)), (v, SegmentValue::Exact(n))], 6, 4, ShapeStyle::from(&BLACK).stroke_width(2)))
                 .map_err(|e| anyhow!("{e}"))?
                 .label(name.to_string())
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
@@ -135,45 +142,48 @@ pub fn bar_plot(title: &str, y_label: &str, bars: &[(String, f64)], reference: O
     Ok(svg)
 }
 
-/// Box plots (min, q1, median, q3, max) per category.
-pub fn box_plot(title: &str, y_label: &str, boxes: &[(String, crate::metrics::ChangeDistribution)]) -> Result<String> {
+/// Horizontal box plots (min, q1, median, q3, max; red dot: mean), one per named category.
+pub fn box_plot(title: &str, x_label: &str, boxes: &[(String, crate::metrics::ChangeDistribution)]) -> Result<String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (760, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        let y1 = boxes.iter().map(|b| b.1.max).fold(0.0f64, f64::max).max(1e-3) * 1.05;
         let n = boxes.len().max(1);
+        let height = (90 + 24 * n) as u32;
+        let root = SVGBackend::with_string(&mut svg, (820, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+        let x1 = boxes.iter().map(|b| b.1.max).fold(0.0f64, f64::max).max(1e-3) * 1.05;
         let labels: Vec<String> = boxes.iter().map(|b| b.0.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(10)
-            .x_label_area_size(90)
-            .y_label_area_size(55)
-            .build_cartesian_2d(0f64..n as f64, 0f64..y1)
+            .x_label_area_size(40)
+            .y_label_area_size(280)
+            .build_cartesian_2d(0f64..x1, 0f64..n as f64)
             .map_err(|e| anyhow!("{e}"))?;
         chart
             .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|x| labels.get(x.floor() as usize).cloned().unwrap_or_default())
-            .x_label_style(("sans-serif", 11).into_font().transform(FontTransform::Rotate90))
-            .y_desc(y_label)
+            .disable_y_mesh()
+            .y_labels(0)
+            .x_desc(x_label)
             .draw()
             .map_err(|e| anyhow!("{e}"))?;
         for (i, (_, d)) in boxes.iter().enumerate() {
-            let x = i as f64;
+            let y = n as f64 - i as f64 - 0.5;
             let c = colour(0);
-            chart.draw_series(std::iter::once(Rectangle::new([(x + 0.25, d.q1), (x + 0.75, d.q3)], c.mix(0.3).filled()))).map_err(|e| anyhow!("{e}"))?;
-            chart.draw_series(std::iter::once(Rectangle::new([(x + 0.25, d.q1), (x + 0.75, d.q3)], c.stroke_width(1)))).map_err(|e| anyhow!("{e}"))?;
+            let err = |e: plotters::drawing::DrawingAreaErrorKind<std::io::Error>| anyhow!("{e}");
+            chart.draw_series(std::iter::once(Rectangle::new([(d.q1, y - 0.3), (d.q3, y + 0.3)], c.mix(0.3).filled()))).map_err(err)?;
+            chart.draw_series(std::iter::once(Rectangle::new([(d.q1, y - 0.3), (d.q3, y + 0.3)], c.stroke_width(1)))).map_err(err)?;
             for seg in [
-                vec![(x + 0.25, d.median), (x + 0.75, d.median)],
-                vec![(x + 0.5, d.q3), (x + 0.5, d.max)],
-                vec![(x + 0.5, d.q1), (x + 0.5, d.min)],
-                vec![(x + 0.4, d.max), (x + 0.6, d.max)],
+                vec![(d.median, y - 0.3), (d.median, y + 0.3)],
+                vec![(d.q3, y), (d.max, y)],
+                vec![(d.q1, y), (d.min, y)],
+                vec![(d.max, y - 0.15), (d.max, y + 0.15)],
             ] {
-                chart.draw_series(std::iter::once(PathElement::new(seg, BLACK.stroke_width(1)))).map_err(|e| anyhow!("{e}"))?;
+                chart.draw_series(std::iter::once(PathElement::new(seg, BLACK.stroke_width(1)))).map_err(err)?;
             }
-            chart.draw_series(std::iter::once(Circle::new((x + 0.5, d.mean), 3, RED.filled()))).map_err(|e| anyhow!("{e}"))?;
+            chart.draw_series(std::iter::once(Circle::new((d.mean, y), 3, RED.filled()))).map_err(err)?;
+            chart
+                .draw_series(std::iter::once(Text::new(labels[i].clone(), (0.0, y), TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Right, VPos::Center)))))
+                .map_err(err)?;
         }
         root.present().map_err(|e| anyhow!("{e}"))?;
     }

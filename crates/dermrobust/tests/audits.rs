@@ -1,0 +1,173 @@
+//! The brittleness audit on constructed cases, test-time augmentation, natural pairs, and the
+//! report in a real browser.
+
+use anyhow::Result;
+use dermrobust::audits::brittleness::{audit, natural_pairs, PairOptions};
+use dermrobust::audits::suite::{Suite, TransformSet};
+use dermrobust::evaluation::{maron_tta_views, ImageClassifier, TrainedModel, WithTta};
+use dermrobust_core::data::ImageSet;
+use dermrobust_core::imaging::{BorderFill, Image, ImageOp};
+
+/// A classifier whose probabilities depend only on the mean brightness of the image: invariant to
+/// any permutation of pixels (flips, quarter turns), sensitive to brightness.
+struct MeanBrightness {
+    classes: Vec<String>,
+}
+
+impl ImageClassifier for MeanBrightness {
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    fn input_size(&self) -> usize {
+        16
+    }
+    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+        Ok(images
+            .iter()
+            .map(|img| {
+                let p = 1.0 / (1.0 + (-(img.mean() - 0.5) * 12.0).exp());
+                vec![1.0 - p, p]
+            })
+            .collect())
+    }
+    fn describe(&self) -> String {
+        "mean brightness".into()
+    }
+}
+
+/// 40 images of 20 lesions (2 photographs each) of varied brightness around the threshold.
+fn image_set() -> ImageSet {
+    let mut items = Vec::new();
+    for i in 0..40 {
+        let level = 0.3 + 0.4 * (i as f32 / 39.0);
+        let mut img = Image::filled(3, 16, 16, level);
+        img.set(0, 3, 4, 1.0); // break the symmetry so transformations move pixels
+        let label = usize::from(level > 0.5);
+        items.push((format!("img{i}"), format!("lesion{}", i / 2), label, img, None));
+    }
+    ImageSet::from_images(vec!["nv".into(), "mel".into()], items).unwrap()
+}
+
+fn suite(ops: Vec<(&str, ImageOp)>) -> Suite {
+    Suite { sets: ops.into_iter().map(|(n, op)| TransformSet { name: n.into(), family: "single".into(), op }).collect() }
+}
+
+#[test]
+fn an_invariant_model_never_changes_its_mind() {
+    let set = image_set();
+    let model = MeanBrightness { classes: set.classes.clone() };
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let s = suite(vec![
+        ("hflip", ImageOp::FlipHorizontal),
+        ("vflip", ImageOp::FlipVertical),
+        ("rotate 90", ImageOp::Rotate { degrees: 90.0, fill: BorderFill::Constant(0.0) }),
+    ]);
+    let out = audit(&model, 0, &set, &idx, &s, &[], true).unwrap();
+    for r in &out.result.sets {
+        assert_eq!(r.p_class_change, 0.0, "{}", r.name);
+        assert!(r.abs_change.max < 1e-6, "{}: {}", r.name, r.abs_change.max);
+        assert_eq!(r.performance.auroc, out.result.original.auroc);
+    }
+    assert!(out.rows.iter().all(|r| !r.class_changed));
+}
+
+#[test]
+fn a_brightness_change_flips_a_brightness_model() {
+    let set = image_set();
+    let model = MeanBrightness { classes: set.classes.clone() };
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let out = audit(&model, 0, &set, &idx, &suite(vec![("brighter", ImageOp::Brightness { factor: 1.3 })]), &[], true).unwrap();
+    let r = &out.result.sets[0];
+    // Images with level in (0.5/1.3, 0.5] cross the threshold: computed independently here.
+    let expected = (0..40).filter(|&i| {
+        let level = 0.3 + 0.4 * (i as f32 / 39.0);
+        let before = Image::filled(3, 16, 16, level);
+        let mut b = before.clone();
+        b.set(0, 3, 4, 1.0);
+        let a = ImageOp::Brightness { factor: 1.3 }.apply(&b).unwrap();
+        (b.mean() > 0.5) != (a.mean() > 0.5)
+    }).count();
+    assert!(expected > 0);
+    assert!((r.p_class_change - expected as f64 / 40.0).abs() < 1e-12, "{} vs {}", r.p_class_change, expected);
+    assert!(r.abs_change.mean > 0.05);
+    assert_eq!(out.rows.iter().filter(|x| x.class_changed).count(), expected);
+    assert!(!out.flips.is_empty());
+}
+
+#[test]
+fn natural_pairs_stay_within_lesions_and_groups() {
+    let set = image_set();
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let pairs = natural_pairs(&set, &idx, &PairOptions::default());
+    assert_eq!(pairs.len(), 20);
+    assert!(pairs.iter().all(|&(i, j)| set.groups[i] == set.groups[j] && i != j));
+    // A user grouping keeps only pairs inside a group.
+    let groups = (0..10).map(|i| (format!("img{i}"), "similar".to_string())).collect();
+    let some = natural_pairs(&set, &idx, &PairOptions { similarity_groups: Some(groups), max_hash_distance: None });
+    assert_eq!(some.len(), 5);
+    // The perceptual-hash filter with distance 0 keeps only identical-looking pairs.
+    let strict = natural_pairs(&set, &idx, &PairOptions { similarity_groups: None, max_hash_distance: Some(0) });
+    assert!(strict.len() <= pairs.len());
+    let model = MeanBrightness { classes: set.classes.clone() };
+    let out = audit(&model, 0, &set, &idx, &suite(vec![("hflip", ImageOp::FlipHorizontal)]), &pairs, true).unwrap();
+    let natural = out.result.natural.unwrap();
+    assert_eq!((natural.pairs, natural.lesions), (20, 20));
+}
+
+#[test]
+fn tta_of_flip_and_crop_invariant_images_changes_nothing() {
+    // Uniform images look the same in every TTA view, so TTA must return the plain prediction.
+    let device = burn::prelude::Device::flex();
+    let cfg = dermrobust::models::ModelConfig { width: 0.125, ..dermrobust::models::ModelConfig::new(dermrobust::models::Arch::Resnet18, 3) };
+    let model = TrainedModel {
+        model: cfg.init(&device),
+        meta: dermrobust::models::checkpoint::ModelMeta {
+            config: cfg,
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            label_scheme: dermrobust_core::data::LabelScheme::Native,
+            preprocess: dermrobust_core::data::Preprocess { size: 32, centre_crop: None },
+        },
+        device,
+        batch_size: 8,
+    };
+    let images: Vec<Image> = (0..5).map(|i| {
+        let mut img = Image::filled(3, 32, 32, 0.0);
+        for c in 0..3 {
+            img.plane_mut(c).fill(0.1 + 0.15 * i as f32 + 0.05 * c as f32);
+        }
+        img
+    }).collect();
+    let plain = model.predict(&images).unwrap();
+    let tta = WithTta { inner: model, views: maron_tta_views(0.74) };
+    assert_eq!(tta.views(), 8);
+    let with = tta.predict(&images).unwrap();
+    for (a, b) in plain.iter().zip(&with) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+    }
+    // On a non-uniform image the views differ, so TTA is not a no-op.
+    let mut odd = Image::filled(3, 32, 32, 0.2);
+    for y in 0..16 {
+        for x in 0..16 {
+            for c in 0..3 {
+                odd.set(c, x, y, 0.9);
+            }
+        }
+    }
+    let p = tta.inner.predict(std::slice::from_ref(&odd)).unwrap();
+    let q = tta.predict(std::slice::from_ref(&odd)).unwrap();
+    assert!(p[0].iter().zip(&q[0]).any(|(x, y)| (x - y).abs() > 1e-6));
+}
+
+#[test]
+fn default_suite_round_trips_through_toml() {
+    let s = Suite::default_suite();
+    assert_eq!(s.sets.iter().filter(|t| t.family == "single").count(), 11);
+    assert_eq!(s.sets.iter().filter(|t| t.family == "combined").count(), 6);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("s.toml"), s.to_toml().unwrap()).unwrap();
+    assert_eq!(Suite::load(&tmp.path().join("s.toml")).unwrap(), s);
+    std::fs::write(tmp.path().join("u.toml"), "[[set]]\nname = \"r\"\nop = { op = \"rotate\", degrees = 10 }\n").unwrap();
+    assert_eq!(Suite::load(&tmp.path().join("u.toml")).unwrap().sets[0].op, ImageOp::Rotate { degrees: 10.0, fill: BorderFill::Reflect });
+}
