@@ -141,3 +141,30 @@ fn torchvision_checkpoint_imports_with_pytorch_outputs() {
     let wrong = ModelConfig { width: 0.25, head: HeadKind::Linear, ..ModelConfig::new(Arch::Resnet18, 3) };
     assert!(checkpoint::import_torchvision(wrong.init(&device), Arch::Resnet18, &dir.join("tiny_resnet18.pth")).is_err());
 }
+
+#[test]
+fn folding_batch_norm_keeps_the_outputs() {
+    let device = Device::flex();
+    for arch in [Arch::Resnet18, Arch::Resnet50, Arch::Vgg16Gap, Arch::Densenet121] {
+        for anti_alias in [false, true] {
+            let cfg = ModelConfig { width: 0.125, anti_alias, ..ModelConfig::new(arch, 3) };
+            // Random batch-norm statistics, so folding has something to fold.
+            let model = cfg.init(&device);
+            let model = randomise_running_stats(model);
+            let before = values(model.forward(input(2, 32, &device)));
+            let after = values(model.fold_batch_norm().forward(input(2, 32, &device)));
+            for (a, b) in before.iter().zip(&after) {
+                assert!((a - b).abs() < 1e-3 * (1.0 + a.abs()), "{arch} aa={anti_alias}: {before:?} vs {after:?}");
+            }
+        }
+    }
+}
+
+/// Give every batch norm non-trivial statistics (as after training).
+fn randomise_running_stats(model: dermrobust::models::Classifier) -> dermrobust::models::Classifier {
+    // One training-mode forward pass on the autodiff device updates the running statistics.
+    let ad = Device::flex().autodiff();
+    let m = model.fork(&ad);
+    let _ = m.forward(input(4, 32, &ad) * 3.0 + 0.5);
+    m.valid()
+}

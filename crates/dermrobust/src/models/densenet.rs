@@ -7,7 +7,14 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::layers::{bn, conv, BlurPool};
+use super::layers::{conv, BlurPool};
+use burn::nn::BatchNormConfig;
+
+/// DenseNet normalises before its convolutions (pre-activation), so its batch norms cannot be
+/// folded into them and stay plain `BatchNorm`s.
+fn bn(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels).init(device)
+}
 use super::Stage;
 
 #[derive(Module, Debug)]

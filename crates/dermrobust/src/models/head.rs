@@ -37,10 +37,10 @@ impl Head {
                 let hidden = 512.min(4 * channels).max(16);
                 Head {
                     concat_pool: true,
-                    bn1: Some(bn(2 * channels, device)),
+                    bn1: bn(2 * channels, device),
                     drop1: DropoutConfig::new(dropout / 2.0).init(),
                     hidden: Some(LinearConfig::new(2 * channels, hidden).init(device)),
-                    bn2: Some(bn(hidden, device)),
+                    bn2: bn(hidden, device),
                     drop2: DropoutConfig::new(dropout).init(),
                     out: LinearConfig::new(hidden, num_classes).init(device),
                 }

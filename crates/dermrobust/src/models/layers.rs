@@ -2,6 +2,7 @@
 //! low-pass used by anti-aliased models.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
@@ -17,8 +18,35 @@ pub fn conv(c_in: usize, c_out: usize, kernel: usize, stride: usize, device: &De
         .init(device)
 }
 
-pub fn bn(channels: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(channels).init(device)
+pub fn bn(channels: usize, device: &Device) -> Option<BatchNorm> {
+    Some(BatchNormConfig::new(channels).init(device))
+}
+
+/// Convolution, then batch norm unless it has been folded into the convolution.
+pub fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
+    let y = conv.forward(x);
+    match bn {
+        Some(b) => b.forward(y),
+        None => y,
+    }
+}
+
+/// Fold inference-mode batch norm into the preceding convolution: `w' = w * g / sqrt(v + eps)`,
+/// `b' = beta + (b - mean) * g / sqrt(v + eps)`. The result computes the same function with
+/// one operation fewer per layer.
+pub fn fold(conv: &mut Conv2d, bn: &mut Option<BatchNorm>) {
+    let Some(b) = bn.take() else { return };
+    let scale = b.gamma.val() / (b.running_var.value() + b.epsilon).sqrt();
+    let w = conv.weight.val();
+    let [o, _, _, _] = w.dims();
+    let bias = match &conv.bias {
+        Some(old) => old.val(),
+        None => Tensor::zeros([o], &w.device()),
+    };
+    let fused_w = w * scale.clone().reshape([o, 1, 1, 1]);
+    let fused_b = b.beta.val() + (bias - b.running_mean.value()) * scale;
+    conv.weight = conv.weight.clone().map(|_| fused_w);
+    conv.bias = Some(Param::from_tensor(fused_b));
 }
 
 /// Anti-aliasing low-pass before subsampling (Zhang 2019, "Making convolutional networks

@@ -8,20 +8,20 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::layers::{bn, conv, BlurPool};
+use super::layers::{bn, conv, conv_bn, fold, BlurPool};
 use super::Stage;
 
 #[derive(Module, Debug)]
 pub struct ResStem {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub pool: MaxPool2d,
     pub blur: Option<BlurPool>,
 }
 
 impl ResStem {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.pool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let x = self.pool.forward(relu(conv_bn(&self.conv1, &self.bn1, x)));
         match &self.blur {
             Some(b) => b.forward(x),
             None => x,
@@ -34,16 +34,16 @@ impl ResStem {
 pub struct Shortcut {
     pub blur: Option<BlurPool>,
     pub conv: Conv2d,
-    pub bn: BatchNorm,
+    pub bn: Option<BatchNorm>,
 }
 
 /// A basic block (two 3x3 convolutions) or, with `conv3`, a bottleneck block (1x1, 3x3, 1x1).
 #[derive(Module, Debug)]
 pub struct ResBlock {
     pub conv1: Conv2d,
-    pub bn1: BatchNorm,
+    pub bn1: Option<BatchNorm>,
     pub conv2: Conv2d,
-    pub bn2: BatchNorm,
+    pub bn2: Option<BatchNorm>,
     pub conv3: Option<Conv2d>,
     pub bn3: Option<BatchNorm>,
     pub downsample: Option<Shortcut>,
@@ -59,7 +59,7 @@ impl ResBlock {
                     Some(b) => b.forward(x.clone()),
                     None => x.clone(),
                 };
-                s.bn.forward(s.conv.forward(y))
+                conv_bn(&s.conv, &s.bn, y)
             }
             None => x.clone(),
         };
@@ -67,17 +67,17 @@ impl ResBlock {
             Some(b) => b.forward(y),
             None => y,
         };
-        let out = match (&self.conv3, &self.bn3) {
+        let out = match &self.conv3 {
             // Basic: the stride sits in conv1 (or in the blur after it).
-            (None, _) | (_, None) => {
-                let y = blur(relu(self.bn1.forward(self.conv1.forward(x))));
-                self.bn2.forward(self.conv2.forward(y))
+            None => {
+                let y = blur(relu(conv_bn(&self.conv1, &self.bn1, x)));
+                conv_bn(&self.conv2, &self.bn2, y)
             }
             // Bottleneck (torchvision v1.5): the stride sits in the 3x3 conv2.
-            (Some(c3), Some(b3)) => {
-                let y = relu(self.bn1.forward(self.conv1.forward(x)));
-                let y = blur(relu(self.bn2.forward(self.conv2.forward(y))));
-                b3.forward(c3.forward(y))
+            Some(c3) => {
+                let y = relu(conv_bn(&self.conv1, &self.bn1, x));
+                let y = blur(relu(conv_bn(&self.conv2, &self.bn2, y)));
+                conv_bn(c3, &self.bn3, y)
             }
         };
         relu(out + identity)
@@ -87,6 +87,25 @@ impl ResBlock {
 #[derive(Module, Debug)]
 pub struct ResStage {
     pub blocks: Vec<ResBlock>,
+}
+
+impl ResStem {
+    pub fn fold_batch_norm(&mut self) {
+        fold(&mut self.conv1, &mut self.bn1);
+    }
+}
+
+impl ResBlock {
+    pub fn fold_batch_norm(&mut self) {
+        fold(&mut self.conv1, &mut self.bn1);
+        fold(&mut self.conv2, &mut self.bn2);
+        if let Some(c3) = &mut self.conv3 {
+            fold(c3, &mut self.bn3);
+        }
+        if let Some(s) = &mut self.downsample {
+            fold(&mut s.conv, &mut s.bn);
+        }
+    }
 }
 
 impl ResStage {
@@ -140,7 +159,7 @@ pub fn build(depth: usize, width: f64, anti_alias: bool, device: &Device) -> (Ve
                     conv2: conv(planes, planes, 3, conv_stride, device),
                     bn2: bn(planes, device),
                     conv3: Some(conv(planes, c_out, 1, 1, device)),
-                    bn3: Some(bn(c_out, device)),
+                    bn3: bn(c_out, device),
                     downsample,
                     blur: aa_blur,
                 }

@@ -7,26 +7,35 @@ use burn::nn::BatchNorm;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::layers::{bn, conv, BlurPool};
+use super::layers::{bn, conv, conv_bn, fold, BlurPool};
 use super::Stage;
 
 #[derive(Module, Debug)]
 pub struct VggStage {
     pub convs: Vec<Conv2d>,
-    pub norms: Vec<BatchNorm>,
+    /// One per convolution; empty once folded into the convolutions.
+    pub norms: Vec<Option<BatchNorm>>,
     pub pool: MaxPool2d,
     pub blur: Option<BlurPool>,
 }
 
 impl VggStage {
     pub fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
-        for (c, n) in self.convs.iter().zip(&self.norms) {
-            x = relu(n.forward(c.forward(x)));
+        for (i, c) in self.convs.iter().enumerate() {
+            x = relu(conv_bn(c, self.norms.get(i).unwrap_or(&None), x));
         }
         let x = self.pool.forward(x);
         match &self.blur {
             Some(b) => b.forward(x),
             None => x,
+        }
+    }
+}
+
+impl VggStage {
+    pub fn fold_batch_norm(&mut self) {
+        for (c, n) in self.convs.iter_mut().zip(self.norms.iter_mut()) {
+            fold(c, n);
         }
     }
 }
