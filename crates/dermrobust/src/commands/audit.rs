@@ -48,7 +48,7 @@ pub struct BrittlenessArgs {
     /// Keep only natural pairs whose perceptual hashes differ in at most this many of 64 bits.
     #[arg(long)]
     pub max_hash_distance: Option<u32>,
-    /// Audit at most this many images (the first of the part, for quick looks).
+    /// Audit at most this many images (a seeded random subset of the part).
     #[arg(long)]
     pub max_images: Option<usize>,
     #[arg(long)]
@@ -109,9 +109,7 @@ pub fn audit_data(a: &BrittlenessArgs, quiet: bool) -> Result<(ImageSet, Vec<usi
         }
         None => (0..set.len()).collect(),
     };
-    if let Some(m) = a.max_images {
-        indices.truncate(m);
-    }
+    indices = crate::audits::subsample(&indices, a.max_images, 0);
     if indices.is_empty() {
         bail!("no image of {} is in part '{}' of the split", a.data, a.part);
     }

@@ -37,7 +37,7 @@ pub struct ExperimentArgs {
     /// Transformation suite (TOML); default: the built-in suite.
     #[arg(long)]
     pub suite: Option<PathBuf>,
-    /// Audit at most this many test images.
+    /// Audit at most this many test images (a seeded random subset).
     #[arg(long)]
     pub max_images: Option<usize>,
     /// Reuse models already trained in OUT (an interrupted experiment continues).
@@ -127,10 +127,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
     };
     std::fs::create_dir_all(&a.out)?;
     let data = prepare_data(&a.config, &a.out, quiet)?;
-    let mut test = data.test.clone();
-    if let Some(m) = a.max_images {
-        test.truncate(m);
-    }
+    let test = crate::audits::subsample(&data.test, a.max_images, 0);
     if test.is_empty() {
         bail!("the split has no test images");
     }
