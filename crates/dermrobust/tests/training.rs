@@ -156,3 +156,32 @@ fn toml_configuration_merges_with_flags() {
     std::fs::write(&file, "epochz = 7\n").unwrap();
     assert!(c.merge_toml(&file, &m).unwrap_err().to_string().contains("unknown option 'epochz'"));
 }
+
+#[test]
+fn early_stopping_and_repeats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = small_config(&tmp.path().join("cache"));
+    cfg.schedule = ScheduleKind::Constant;
+    cfg.lr = 0.0; // weights stay; only batch-norm statistics move, so AUROC soon plateaus
+    cfg.patience = 1;
+    let data = prepare_data(&cfg, tmp.path(), true).unwrap();
+    let r = train_one(&cfg, &data, &tmp.path().join("stop"), false, true).unwrap();
+    let history = std::fs::read_to_string(tmp.path().join("stop/history.csv")).unwrap();
+    let epochs_run = history.lines().count() - 1;
+    assert_eq!(epochs_run, (r.best_epoch + cfg.patience).min(cfg.epochs), "runs exactly `patience` epochs past the best");
+    assert!(epochs_run < cfg.epochs, "a model that cannot learn stops early ({epochs_run} epochs, best {})", r.best_epoch);
+
+    let mut cfg = small_config(&tmp.path().join("cache"));
+    cfg.epochs = 2;
+    cfg.repeats = 2;
+    let results = dermrobust::commands::train::run(&cfg, &tmp.path().join("rep"), false, true).unwrap();
+    assert_eq!(results.len(), 2);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("rep/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["runs"], 2);
+    assert_eq!(summary["seeds"], serde_json::json!([1, 2]));
+    let (mean, std) = (summary["test_macro_auroc"][0].as_f64().unwrap(), summary["test_macro_auroc"][1].as_f64().unwrap());
+    let a: Vec<f64> = results.iter().map(|r| r.test.as_ref().unwrap().macro_auroc.unwrap().estimate).collect();
+    assert!((mean - (a[0] + a[1]) / 2.0).abs() < 1e-12);
+    assert!((std - (a[0] - a[1]).abs() / 2f64.sqrt()).abs() < 1e-9);
+    assert!(tmp.path().join("rep/run1/model/model.json").is_file() && tmp.path().join("rep/manifest.json").is_file());
+}
