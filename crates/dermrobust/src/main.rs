@@ -80,8 +80,9 @@ enum DataCommand {
     Duplicates(commands::data::DuplicatesArgs),
 }
 
+/// Training options from flags and an optional TOML file, and the output folder.
 #[derive(clap::Args)]
-struct TrainArgs {
+struct RunArgs {
     #[command(flatten)]
     config: TrainConfig,
     /// Output folder of the run.
@@ -91,6 +92,23 @@ struct TrainArgs {
     /// flags given on the command line win.
     #[arg(long)]
     config_file: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The configuration with the TOML file merged in (`subcommand` names the matches to read).
+    fn resolved(mut self, matches: &clap::ArgMatches, subcommand: &str) -> Result<(TrainConfig, PathBuf)> {
+        if let Some(file) = &self.config_file {
+            let sub = matches.subcommand_matches(subcommand).expect("subcommand was parsed");
+            self.config.merge_toml(file, sub).with_context(|| format!("reading {}", file.display()))?;
+        }
+        Ok((self.config, self.out))
+    }
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    run: RunArgs,
     /// Continue an interrupted run from its last checkpoint.
     #[arg(long)]
     resume: bool,
@@ -99,11 +117,7 @@ struct TrainArgs {
 #[derive(clap::Args)]
 struct LrFindArgs {
     #[command(flatten)]
-    config: TrainConfig,
-    #[arg(long)]
-    out: PathBuf,
-    #[arg(long)]
-    config_file: Option<PathBuf>,
+    run: RunArgs,
     /// Smallest and largest learning rate tried.
     #[arg(long, default_value_t = 1e-6)]
     start_lr: f64,
@@ -126,11 +140,6 @@ fn main() {
     }
 }
 
-/// The matches of the subcommand, for telling flags from TOML values.
-fn sub_matches<'a>(matches: &'a clap::ArgMatches, name: &str) -> &'a clap::ArgMatches {
-    matches.subcommand_matches(name).expect("subcommand was parsed")
-}
-
 fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
     let quiet = cli.quiet;
     match cli.command {
@@ -138,17 +147,13 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Data(DataCommand::Split(a)) => commands::data::split(&a),
         Command::Data(DataCommand::Synth(a)) => commands::data::synth(&a, quiet),
         Command::Data(DataCommand::Duplicates(a)) => commands::data::duplicates(&a, quiet),
-        Command::Train(mut a) => {
-            if let Some(file) = &a.config_file {
-                a.config.merge_toml(file, sub_matches(matches, "train")).with_context(|| format!("reading {}", file.display()))?;
-            }
-            commands::train::run(&a.config, &a.out, a.resume, quiet).map(|_| ())
+        Command::Train(a) => {
+            let (config, out) = a.run.resolved(matches, "train")?;
+            commands::train::run(&config, &out, a.resume, quiet).map(|_| ())
         }
-        Command::LrFind(mut a) => {
-            if let Some(file) = &a.config_file {
-                a.config.merge_toml(file, sub_matches(matches, "lr-find"))?;
-            }
-            commands::lr_find::run(&a.config, &a.out, a.start_lr, a.end_lr, a.steps, quiet)
+        Command::LrFind(a) => {
+            let (config, out) = a.run.resolved(matches, "lr-find")?;
+            commands::lr_find::run(&config, &out, a.start_lr, a.end_lr, a.steps, quiet)
         }
         Command::Evaluate(a) => commands::evaluate::run(&a, quiet),
         Command::Predict(a) => commands::predict::run(&a),

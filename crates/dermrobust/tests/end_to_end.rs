@@ -84,7 +84,7 @@ fn experiment_grid_writes_one_table() {
     let out = tmp.path().join("exp");
     let (ok, stdout, err) = dermrobust(&[
         "experiment", "--quiet", "--data", DATA, "--width", "0.125", "--image-size", "32", "--epochs", "2", "--batch-size", "16",
-        "--variants", "baseline,ada+aam", "--repeats", "2", "--max-images", "24", "--out", out.to_str().unwrap(),
+        "--variants", "baseline,ada+aam", "--repeats", "2", "--out", out.to_str().unwrap(),
         "--cache-dir", tmp.path().join("cache").to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
@@ -102,7 +102,7 @@ fn experiment_grid_writes_one_table() {
     // --resume reuses the trained models.
     let (ok, _, err) = dermrobust(&[
         "experiment", "--quiet", "--data", DATA, "--width", "0.125", "--image-size", "32", "--epochs", "2", "--batch-size", "16",
-        "--variants", "baseline,ada+aam", "--repeats", "2", "--max-images", "24", "--out", out.to_str().unwrap(), "--resume",
+        "--variants", "baseline,ada+aam", "--repeats", "2", "--out", out.to_str().unwrap(), "--resume",
         "--no-tta", "--cache-dir", tmp.path().join("cache").to_str().unwrap(),
     ]);
     assert!(ok, "{err}");

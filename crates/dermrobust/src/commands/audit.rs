@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use dermrobust_core::data::{default_cache_dir, DataSpec, Dataset, ImageSet, LoadOptions, Split};
+use dermrobust_core::data::{DataSpec, ImageSet};
 use dermrobust_core::report::{write_csv, write_json};
 use serde::Serialize;
 
@@ -96,23 +96,10 @@ pub fn classifiers(models: &[PathBuf], ensemble: bool, tta: Option<f32>) -> Resu
 /// The audited images: the data at the model's preprocessing, restricted to the split part.
 pub fn audit_data(a: &BrittlenessArgs, quiet: bool) -> Result<(ImageSet, Vec<usize>)> {
     let first = TrainedModel::load(&resolve_model_path(&a.models[0]))?;
-    let ds = Dataset::open(&a.data, first.meta.label_scheme)?;
-    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), quiet, ..Default::default() };
-    let (set, _) = ImageSet::load(&ds, &first.meta.preprocess, &opts)?;
     let run_split = resolve_model_path(&a.models[0]).parent().map(|p| p.join("split.json")).filter(|p| p.is_file());
     let split_file = a.split.clone().or(run_split);
-    let mut indices: Vec<usize> = match &split_file {
-        Some(p) => {
-            let split = Split::load(p)?;
-            let part = split.part_index(&a.part)?;
-            (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&part)).collect()
-        }
-        None => (0..set.len()).collect(),
-    };
+    let (set, mut indices) = crate::evaluation::model_data(&first, &a.data, split_file.as_deref(), &a.part, false, quiet)?;
     indices = crate::audits::subsample(&indices, a.max_images, 0);
-    if indices.is_empty() {
-        bail!("no image of {} is in part '{}' of the split", a.data, a.part);
-    }
     if !quiet {
         eprintln!("auditing {} images{}", indices.len(), split_file.map(|p| format!(" (part '{}' of {})", a.part, p.display())).unwrap_or_default());
     }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use dermrobust_core::data::{default_cache_dir, DataSpec, Dataset, ImageSet, LoadOptions, Split};
+use dermrobust_core::data::DataSpec;
 use dermrobust_core::report::write_json;
 
 use crate::evaluation::{self, maron_tta_views, ImageClassifier, TrainedModel, WithTta};
@@ -36,20 +36,7 @@ pub struct EvaluateArgs {
 
 pub fn run(a: &EvaluateArgs, quiet: bool) -> Result<()> {
     let model = TrainedModel::load(&resolve_model_path(&a.model))?;
-    let ds = Dataset::open(&a.data, model.meta.label_scheme)?;
-    if ds.classes != model.meta.classes {
-        anyhow::bail!("the data's classes {:?} differ from the model's {:?}", ds.classes, model.meta.classes);
-    }
-    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), skip_bad: a.skip_bad, quiet, ..Default::default() };
-    let (set, _) = ImageSet::load(&ds, &model.meta.preprocess, &opts)?;
-    let indices: Vec<usize> = match &a.split {
-        Some(p) => {
-            let split = Split::load(p)?;
-            let part = split.part_index(&a.part)?;
-            (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&part)).collect()
-        }
-        None => (0..set.len()).collect(),
-    };
+    let (set, indices) = evaluation::model_data(&model, &a.data, a.split.as_deref(), &a.part, a.skip_bad, quiet)?;
     let classifier: Box<dyn ImageClassifier> = if a.tta { Box::new(WithTta { inner: model, views: maron_tta_views(0.74) }) } else { Box::new(model) };
     let probs = evaluation::predict_set(classifier.as_ref(), &set, &indices, quiet)?;
     let labels: Vec<usize> = indices.iter().map(|&i| set.labels[i]).collect();

@@ -7,11 +7,34 @@ pub mod metrics;
 use std::path::Path;
 
 use anyhow::Result;
-use dermrobust_core::data::ImageSet;
+use dermrobust_core::data::{default_cache_dir, DataSpec, Dataset, ImageSet, LoadOptions, Split};
 use dermrobust_core::imaging::Image;
 
 pub use classifier::{maron_tta_views, Ensemble, ImageClassifier, TrainedModel, WithTta};
 pub use metrics::{argmax, evaluate, EvalMetrics};
+
+/// The images a model is evaluated or audited on: `data` read with the model's label scheme and
+/// preprocessing (through the pixel cache), restricted to `part` of `split` when one is given.
+pub fn model_data(model: &TrainedModel, data: &DataSpec, split: Option<&Path>, part: &str, skip_bad: bool, quiet: bool) -> Result<(ImageSet, Vec<usize>)> {
+    let ds = Dataset::open(data, model.meta.label_scheme)?;
+    if ds.classes != model.meta.classes {
+        anyhow::bail!("the data's classes {:?} differ from the model's {:?}", ds.classes, model.meta.classes);
+    }
+    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), skip_bad, quiet, ..Default::default() };
+    let (set, _) = ImageSet::load(&ds, &model.meta.preprocess, &opts)?;
+    let indices: Vec<usize> = match split {
+        Some(p) => {
+            let split = Split::load(p)?;
+            let part = split.part_index(part)?;
+            (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&part)).collect()
+        }
+        None => (0..set.len()).collect(),
+    };
+    if indices.is_empty() {
+        anyhow::bail!("no image of {data} is in part '{part}' of the split");
+    }
+    Ok((set, indices))
+}
 
 /// Probabilities for images `indices` of `set`, in batches, with a progress bar.
 pub fn predict_set(classifier: &dyn ImageClassifier, set: &ImageSet, indices: &[usize], quiet: bool) -> Result<Vec<Vec<f32>>> {
