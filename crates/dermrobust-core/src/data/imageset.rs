@@ -335,13 +335,11 @@ fn read_cache(file: &Path, ds: &Dataset, prep: &Preprocess) -> Result<(ImageSet,
     // Labels and groups come from the dataset (the label scheme may differ from the one cached).
     let index: std::collections::HashMap<&str, usize> = ds.records.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
     let mut set = ImageSet { size: prep.size, classes: ds.classes.clone(), ids: vec![], groups: vec![], labels: vec![], pixels: vec![], masks: vec![] };
-    let mut keep = Vec::new();
-    for (j, id) in header.ids.iter().enumerate() {
+    for id in &header.ids {
         let i = *index.get(id.as_str()).context("cache does not match the dataset")?;
         set.ids.push(id.clone());
         set.groups.push(ds.records[i].group.clone());
         set.labels.push(ds.labels[i]);
-        keep.push(j);
     }
     set.pixels = pixels;
     set.masks = masks;
