@@ -232,6 +232,11 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
             data.train.clone()
         };
         order.shuffle(&mut rng);
+        // Drop the last incomplete batch: a batch of a few images gives batch norm useless
+        // statistics and a noisy step.
+        if order.len() > cfg.batch_size {
+            order.truncate(order.len() / cfg.batch_size * cfg.batch_size);
+        }
         let batches_total = order.len().div_ceil(cfg.batch_size);
         let batches = cfg.max_batches.map_or(batches_total, |m| m.min(batches_total));
         order.truncate((batches * cfg.batch_size).min(order.len()));
