@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use dermrobust_core::data::{DataSpec, ImageSet};
+use dermrobust_core::data::ImageSet;
 use dermrobust_core::report::{write_csv, write_json};
 use serde::Serialize;
 
@@ -30,15 +30,8 @@ pub struct BrittlenessArgs {
     /// Side of the corner crops of the TTA views (fastai: 1/1.35).
     #[arg(long, default_value_t = 0.74)]
     pub tta_scale: f32,
-    /// Dataset; labels follow the model's scheme. Default: synthetic.
-    #[arg(long, default_value = "synthetic")]
-    pub data: DataSpec,
-    /// Split file and part to audit. Default: the run's split.json next to the model, part
-    /// `test`; without one, every image.
-    #[arg(long)]
-    pub split: Option<PathBuf>,
-    #[arg(long, default_value = "test")]
-    pub part: String,
+    #[command(flatten)]
+    pub data: super::ModelDataArgs,
     /// Transformation suite (TOML, `[[set]]` tables). Default: the documented built-in suite.
     #[arg(long)]
     pub suite: Option<PathBuf>,
@@ -96,12 +89,11 @@ pub fn classifiers(models: &[PathBuf], ensemble: bool, tta: Option<f32>) -> Resu
 /// The audited images: the data at the model's preprocessing, restricted to the split part.
 pub fn audit_data(a: &BrittlenessArgs, quiet: bool) -> Result<(ImageSet, Vec<usize>)> {
     let first = TrainedModel::load(&resolve_model_path(&a.models[0]))?;
-    let run_split = resolve_model_path(&a.models[0]).parent().map(|p| p.join("split.json")).filter(|p| p.is_file());
-    let split_file = a.split.clone().or(run_split);
-    let (set, mut indices) = crate::evaluation::model_data(&first, &a.data, split_file.as_deref(), &a.part, false, quiet)?;
+    let split_file = a.data.split_for(&a.models[0]);
+    let (set, mut indices) = crate::evaluation::model_data(&first, &a.data.data, split_file.as_deref(), &a.data.part, false, quiet)?;
     indices = crate::audits::subsample(&indices, a.max_images, 0);
     if !quiet {
-        eprintln!("auditing {} images{}", indices.len(), split_file.map(|p| format!(" (part '{}' of {})", a.part, p.display())).unwrap_or_default());
+        eprintln!("auditing {} images{}", indices.len(), split_file.map(|p| format!(" (part '{}' of {})", a.data.part, p.display())).unwrap_or_default());
     }
     Ok((set, indices))
 }
@@ -143,7 +135,7 @@ pub fn run(a: &BrittlenessArgs, quiet: bool) -> Result<()> {
         similarity_groups: a.similarity_groups.as_deref().map(read_groups).transpose()?,
         max_hash_distance: a.max_hash_distance,
     };
-    let (_, summary) = run_audit(&classifiers, &set, &indices, &suite, &pair_opts, &a.data.to_string(), &a.out, quiet)?;
+    let (_, summary) = run_audit(&classifiers, &set, &indices, &suite, &pair_opts, &a.data.data.to_string(), &a.out, quiet)?;
     let (header, rows) = report::summary_table(&summary);
     println!("{}", header.join(" | "));
     for r in rows {

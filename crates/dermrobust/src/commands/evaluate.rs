@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use dermrobust_core::data::DataSpec;
 use dermrobust_core::report::write_json;
 
 use crate::evaluation::{self, maron_tta_views, ImageClassifier, TrainedModel, WithTta};
@@ -14,14 +13,8 @@ pub struct EvaluateArgs {
     /// A model folder (or a training run folder: its best model is used).
     #[arg(long)]
     pub model: PathBuf,
-    /// Dataset; labels follow the model's label scheme.
-    #[arg(long, default_value = "synthetic")]
-    pub data: DataSpec,
-    /// Evaluate only this part of a split file (e.g. the run's split.json and `test`).
-    #[arg(long)]
-    pub split: Option<PathBuf>,
-    #[arg(long, default_value = "test")]
-    pub part: String,
+    #[command(flatten)]
+    pub data: super::ModelDataArgs,
     /// Test-time augmentation with Maron et al.'s 8 views (flip x 4 corner crops).
     #[arg(long)]
     pub tta: bool,
@@ -36,7 +29,7 @@ pub struct EvaluateArgs {
 
 pub fn run(a: &EvaluateArgs, quiet: bool) -> Result<()> {
     let model = TrainedModel::load(&resolve_model_path(&a.model))?;
-    let (set, indices) = evaluation::model_data(&model, &a.data, a.split.as_deref(), &a.part, a.skip_bad, quiet)?;
+    let (set, indices) = evaluation::model_data(&model, &a.data.data, a.data.split_for(&a.model).as_deref(), &a.data.part, a.skip_bad, quiet)?;
     let classifier: Box<dyn ImageClassifier> = if a.tta { Box::new(WithTta { inner: model, views: maron_tta_views(0.74) }) } else { Box::new(model) };
     let probs = evaluation::predict_set(classifier.as_ref(), &set, &indices, quiet)?;
     let labels: Vec<usize> = indices.iter().map(|&i| set.labels[i]).collect();
@@ -44,7 +37,7 @@ pub fn run(a: &EvaluateArgs, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(&a.out)?;
     write_json(&a.out.join("metrics.json"), &metrics)?;
     evaluation::write_predictions(&a.out.join("predictions.csv"), &set, &indices, &probs)?;
-    println!("{} ({})\n{}", classifier.describe(), a.data, metrics.summary());
+    println!("{} ({})\n{}", classifier.describe(), a.data.data, metrics.summary());
     println!("wrote {} and {}", a.out.join("metrics.json").display(), a.out.join("predictions.csv").display());
     Ok(())
 }
