@@ -59,6 +59,7 @@ fn focal_loss_sgdr_oversampling_and_discriminative_rates_run() {
     cfg.freeze_epochs = 1;
     cfg.augment = AugmentPreset::Strong;
     cfg.class_weights = dermrobust::training::config::ClassWeighting::Balanced;
+    cfg.clip_grad_norm = Some(1.0);
     let data = prepare_data(&cfg, tmp.path(), true).unwrap();
     let r = train_one(&cfg, &data, tmp.path(), false, true).unwrap();
     assert!(r.best_val_auroc.is_finite());
@@ -140,7 +141,7 @@ fn lr_range_test_writes_a_curve_and_a_suggestion() {
 fn toml_configuration_merges_with_flags() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("c.toml");
-    std::fs::write(&file, "epochs = 7\nlr = 0.3\narch = \"vgg16-gap\"\ndata = \"synthetic:n=50\"\n").unwrap();
+    std::fs::write(&file, "epochs = 7\nlr = 0.3\narch = \"vgg16-gap\"\ndata = \"synthetic:n=50\"\nclip_grad_norm = 2.5\n").unwrap();
     use clap::{CommandFactory, FromArgMatches, Parser};
     #[derive(Parser)]
     struct W {
@@ -153,6 +154,7 @@ fn toml_configuration_merges_with_flags() {
     assert_eq!(c.epochs, 7);
     assert_eq!(c.lr, 0.1, "the flag wins over the file");
     assert_eq!(c.arch.to_string(), "vgg16-gap");
+    assert_eq!(c.clip_grad_norm, Some(2.5));
     std::fs::write(&file, "epochz = 7\n").unwrap();
     assert!(c.merge_toml(&file, &m).unwrap_err().to_string().contains("unknown option 'epochz'"));
 }

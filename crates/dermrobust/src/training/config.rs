@@ -157,6 +157,10 @@ pub struct TrainConfig {
     #[arg(long, value_enum, default_value = "standard")]
     pub augment: AugmentPreset,
 
+    /// Clip each parameter's gradient to this L2 norm (steadies training at high learning rates).
+    #[arg(long)]
+    pub clip_grad_norm: Option<f32>,
+
     /// Stop when validation AUROC has not improved for this many epochs (0 = never).
     #[arg(long, default_value_t = 0)]
     pub patience: usize,
@@ -188,6 +192,9 @@ impl Default for TrainConfig {
     }
 }
 
+/// Options without a default, which TOML leaves out when unset.
+const OPTIONAL_KEYS: [&str; 6] = ["split", "pretrained", "centre_crop", "cache_dir", "max_batches", "clip_grad_norm"];
+
 impl TrainConfig {
     /// Merge a TOML file into `self` for every key not given on the command line.
     pub fn merge_toml(&mut self, path: &std::path::Path, matches: &ArgMatches) -> Result<()> {
@@ -196,7 +203,7 @@ impl TrainConfig {
         let mut current = toml::Table::try_from(&*self)?;
         let known: Vec<String> = current.keys().cloned().collect();
         for (key, value) in file {
-            if !known.contains(&key) && key != "split" && key != "pretrained" && key != "centre_crop" && key != "cache_dir" && key != "max_batches" {
+            if !known.contains(&key) && !OPTIONAL_KEYS.contains(&key.as_str()) {
                 anyhow::bail!("{}: unknown option '{key}'", path.display());
             }
             let from_cli = matches.value_source(&key) == Some(clap::parser::ValueSource::CommandLine);

@@ -120,12 +120,16 @@ fn mean_std_of_training_images(set: &ImageSet, train: &[usize]) -> ([f32; 3], [f
 }
 
 fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
-    match cfg.optimizer {
+    let optim = match cfg.optimizer {
         OptimizerKind::Sgd => SgdConfig::new()
             .with_momentum(Some(MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0)))
             .with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)))
             .init(),
         OptimizerKind::Adamw => AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).with_epsilon(1e-8).init(),
+    };
+    match cfg.clip_grad_norm {
+        Some(norm) => optim.with_grad_clipping(burn::grad_clipping::GradientClipping::Norm(norm)),
+        None => optim,
     }
 }
 
