@@ -138,7 +138,7 @@ fn tta_of_flip_and_crop_invariant_images_changes_nothing() {
         img
     }).collect();
     let plain = model.predict(&images).unwrap();
-    let tta = WithTta { inner: model, views: maron_tta_views(0.74) };
+    let tta = WithTta { inner: model, views: maron_tta_views(0.74), original_weight: 0.0 };
     assert_eq!(tta.views(), 8);
     let with = tta.predict(&images).unwrap();
     for (a, b) in plain.iter().zip(&with) {
@@ -158,6 +158,14 @@ fn tta_of_flip_and_crop_invariant_images_changes_nothing() {
     let p = tta.inner.predict(std::slice::from_ref(&odd)).unwrap();
     let q = tta.predict(std::slice::from_ref(&odd)).unwrap();
     assert!(p[0].iter().zip(&q[0]).any(|(x, y)| (x - y).abs() > 1e-6));
+    // fastai's blend: 0.4 x the unmodified image + 0.6 x the mean of the views.
+    let blended = WithTta::maron(tta.inner);
+    assert_eq!(blended.views(), 9);
+    let r = blended.predict(std::slice::from_ref(&odd)).unwrap();
+    let mean_views = WithTta { inner: &blended.inner, views: maron_tta_views(1.0 / 1.35), original_weight: 0.0 }.predict(std::slice::from_ref(&odd)).unwrap();
+    for c in 0..3 {
+        assert!((r[0][c] - (0.4 * p[0][c] + 0.6 * mean_views[0][c])).abs() < 1e-6);
+    }
 }
 
 #[test]

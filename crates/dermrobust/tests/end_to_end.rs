@@ -57,7 +57,7 @@ fn train_audit_and_report() {
         let p = s["p_class_change"].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&p));
     }
-    assert!(json["models"][0]["model"].as_str().unwrap().contains("TTA (8 views)"));
+    assert!(json["models"][0]["model"].as_str().unwrap().contains("TTA (8 views, original weighted 0.4)"));
     let rows = std::fs::read_to_string(audit.join("brittleness_per_image.csv")).unwrap();
     assert_eq!(rows.lines().count(), 1 + 17 * json["images"].as_u64().unwrap() as usize);
     let html = std::fs::read_to_string(audit.join("report.html")).unwrap();

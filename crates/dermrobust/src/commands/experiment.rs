@@ -11,7 +11,7 @@ use dermrobust_core::report::plots::bar_plot;
 use dermrobust_core::report::{write_csv, write_json};
 use serde::Serialize;
 
-use super::audit::{classifiers, run_audit};
+use super::audit::{classifiers, run_audit, Tta};
 use crate::audits::brittleness::{PairOptions, SetSummary};
 use crate::audits::report::summary_table;
 use crate::audits::suite::Suite;
@@ -157,7 +157,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
             }
             for tta in if a.no_tta { vec![false] } else { vec![false, true] } {
                 let method = method_name(variant, tta);
-                let classifiers = classifiers(&models, false, tta.then_some(0.74))?;
+                let classifiers = classifiers(&models, false, tta.then_some(Tta::MARON))?;
                 let audit_dir = a.out.join("audits").join(arch.name()).join(method.replace('+', "_"));
                 let (_, summary) = run_audit(&classifiers, &data.set, &test, &suite, &PairOptions::default(), &a.config.data.to_string(), &audit_dir, quiet)?;
                 table.extend(family_rows(arch.name(), &method, &summary));
@@ -192,7 +192,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
 fn write_report(a: &ExperimentArgs, table: &[TableRow], methods: &[(String, String, Vec<SetSummary>)], images: usize) -> Result<()> {
     let mut r = HtmlReport::new("Brittleness experiment (Maron et al. 2021 grid)");
     r.paragraph(&format!(
-        "Data: {}; {} test images; {} model(s) per cell. ADA = additional (strong) data augmentation in training, AAM = anti-aliased model, TTA = test-time augmentation with 8 views. Values are means over the sets of a family of the per-set mean ± standard deviation over models.",
+        "Data: {}; {} test images; {} model(s) per cell. ADA = additional (strong) data augmentation in training, AAM = anti-aliased model, TTA = test-time augmentation with 8 views (flip x corner zoom 1.35) blended 0.6/0.4 with the unmodified image, as fastai's TTA that Maron et al. used. Values are means over the sets of a family of the per-set mean ± standard deviation over models.",
         a.config.data,
         images,
         a.config.repeats.max(1)

@@ -48,6 +48,25 @@ impl<C: ImageClassifier + ?Sized> ImageClassifier for Box<C> {
     }
 }
 
+/// Borrowed classifiers are classifiers too (wrap a model without giving it up).
+impl<C: ImageClassifier + ?Sized> ImageClassifier for &C {
+    fn classes(&self) -> &[String] {
+        (**self).classes()
+    }
+    fn input_size(&self) -> usize {
+        (**self).input_size()
+    }
+    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+        (**self).predict(images)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn views(&self) -> usize {
+        (**self).views()
+    }
+}
+
 /// A trained model on the CPU, in inference mode.
 pub struct TrainedModel {
     pub model: Classifier,
@@ -96,10 +115,27 @@ impl ImageClassifier for TrainedModel {
     }
 }
 
-/// Test-time augmentation: the mean probability over deterministic views of each image.
+/// Side of fastai's TTA corner crops (a zoom of 1.35 into each corner).
+pub const MARON_TTA_SCALE: f32 = 1.0 / 1.35;
+/// fastai's `Learner.TTA(beta=0.4)` weight of the unmodified image, which Maron et al. used.
+pub const FASTAI_TTA_BETA: f32 = 0.4;
+
+/// Test-time augmentation: the mean probability over deterministic views of each image,
+/// optionally blended with the prediction on the unmodified image.
 pub struct WithTta<C: ImageClassifier> {
     pub inner: C,
     pub views: Vec<ImageOp>,
+    /// Weight of the unmodified image's prediction: `w * p(x) + (1 - w) * mean(p(views))`;
+    /// 0 is the plain mean of the views.
+    pub original_weight: f32,
+}
+
+impl<C: ImageClassifier> WithTta<C> {
+    /// Maron et al.'s TTA as fastai computes it: 8 flip x corner-zoom views, blended 0.6/0.4
+    /// with the unmodified image.
+    pub fn maron(inner: C) -> Self {
+        WithTta { inner, views: maron_tta_views(MARON_TTA_SCALE), original_weight: FASTAI_TTA_BETA }
+    }
 }
 
 /// Maron et al.'s 8 views (fastai TTA): no flip / horizontal flip x zoom into each of the 4
@@ -133,15 +169,23 @@ impl<C: ImageClassifier> ImageClassifier for WithTta<C> {
             }
         }
         let n = self.views.len().max(1) as f32;
-        Ok(sum.into_iter().map(|v| v.into_iter().map(|x| x / n).collect()).collect())
+        let mut mean: Vec<Vec<f32>> = sum.into_iter().map(|v| v.into_iter().map(|x| x / n).collect()).collect();
+        if self.original_weight > 0.0 {
+            let w = self.original_weight;
+            for (m, p) in mean.iter_mut().zip(self.inner.predict(images)?) {
+                m.iter_mut().zip(p).for_each(|(a, o)| *a = w * o + (1.0 - w) * *a);
+            }
+        }
+        Ok(mean)
     }
 
     fn describe(&self) -> String {
-        format!("{} + TTA ({} views)", self.inner.describe(), self.views.len())
+        let blend = if self.original_weight > 0.0 { format!(", original weighted {}", self.original_weight) } else { String::new() };
+        format!("{} + TTA ({} views{blend})", self.inner.describe(), self.views.len())
     }
 
     fn views(&self) -> usize {
-        self.inner.views() * self.views.len()
+        self.inner.views() * (self.views.len() + usize::from(self.original_weight > 0.0))
     }
 }
 
