@@ -128,8 +128,10 @@ impl Split {
     }
 }
 
-/// Assign every group to a part: per class stratum, groups in seeded random order (larger first)
-/// go to the part furthest below its target share.
+/// Assign every group to a part: per class stratum, groups in seeded random order go to the part
+/// furthest below its target share (relative to that target). The order is random, not largest
+/// first, so lesions with several photographs spread over the parts in proportion instead of
+/// filling the largest part.
 fn assign(ds: &Dataset, fractions: &[f64], seed: u64) -> BTreeMap<String, usize> {
     // group -> (members, label counts)
     let mut groups: BTreeMap<&str, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
@@ -147,17 +149,12 @@ fn assign(ds: &Dataset, fractions: &[f64], seed: u64) -> BTreeMap<String, usize>
     let mut assignment = BTreeMap::new();
     for stratum in &mut strata {
         stratum.shuffle(&mut rng);
-        stratum.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         let total: usize = stratum.iter().map(|(_, n)| n).sum();
         let mut filled = vec![0usize; fractions.len()];
         for (g, n) in stratum.iter() {
-            let part = (0..fractions.len())
-                .max_by(|&a, &b| {
-                    let da = fractions[a] * total as f64 - filled[a] as f64;
-                    let db = fractions[b] * total as f64 - filled[b] as f64;
-                    da.partial_cmp(&db).unwrap().then(b.cmp(&a))
-                })
-                .unwrap();
+            // Relative deficit: how far each part is below its target, as a share of the target.
+            let deficit = |p: usize| if fractions[p] > 0.0 { 1.0 - filled[p] as f64 / (fractions[p] * total as f64) } else { f64::MIN };
+            let part = (0..fractions.len()).max_by(|&a, &b| deficit(a).partial_cmp(&deficit(b)).unwrap().then(b.cmp(&a))).unwrap();
             filled[part] += n;
             for &i in &groups[g].0 {
                 assignment.insert(ds.records[i].id.clone(), part);
