@@ -29,43 +29,30 @@ pub trait ImageClassifier: Send + Sync {
     }
 }
 
-/// Boxed classifiers are classifiers (so TTA can wrap an ensemble or a loaded model).
-impl<C: ImageClassifier + ?Sized> ImageClassifier for Box<C> {
-    fn classes(&self) -> &[String] {
-        (**self).classes()
-    }
-    fn input_size(&self) -> usize {
-        (**self).input_size()
-    }
-    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
-        (**self).predict(images)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn views(&self) -> usize {
-        (**self).views()
-    }
+/// Boxed and borrowed classifiers are classifiers too, so TTA and ensembles can wrap a loaded
+/// model, an ensemble or a reference without caring which.
+macro_rules! forward_classifier {
+    ($($ty:ty),*) => {$(
+        impl<C: ImageClassifier + ?Sized> ImageClassifier for $ty {
+            fn classes(&self) -> &[String] {
+                (**self).classes()
+            }
+            fn input_size(&self) -> usize {
+                (**self).input_size()
+            }
+            fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+                (**self).predict(images)
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            fn views(&self) -> usize {
+                (**self).views()
+            }
+        }
+    )*};
 }
-
-/// Borrowed classifiers are classifiers too (wrap a model without giving it up).
-impl<C: ImageClassifier + ?Sized> ImageClassifier for &C {
-    fn classes(&self) -> &[String] {
-        (**self).classes()
-    }
-    fn input_size(&self) -> usize {
-        (**self).input_size()
-    }
-    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
-        (**self).predict(images)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-    fn views(&self) -> usize {
-        (**self).views()
-    }
-}
+forward_classifier!(Box<C>, &C);
 
 /// A trained model on the CPU, in inference mode.
 pub struct TrainedModel {
