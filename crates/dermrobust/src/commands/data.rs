@@ -20,16 +20,32 @@ pub struct DataArgs {
     pub labels: LabelScheme,
 }
 
+/// A saved split, or a fresh lesion-aware 70/15/15 split.
 #[derive(clap::Args)]
-pub struct SummaryArgs {
-    #[command(flatten)]
-    pub data: DataArgs,
-    /// Summarise this split file instead of a fresh split.
+pub struct SplitChoice {
+    /// Use this split file instead of a fresh split.
     #[arg(long)]
     pub split: Option<PathBuf>,
     /// Seed of the fresh lesion-aware 70/15/15 split.
     #[arg(long, default_value_t = 42)]
     pub split_seed: u64,
+}
+
+impl SplitChoice {
+    pub fn resolve(&self, ds: &Dataset) -> Result<Split> {
+        match &self.split {
+            Some(p) => Split::load(p),
+            None => Split::holdout(ds, [0.7, 0.15, 0.15], self.split_seed),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub split: SplitChoice,
     /// Also write the summary as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -37,10 +53,7 @@ pub struct SummaryArgs {
 
 pub fn summary(a: &SummaryArgs, _quiet: bool) -> Result<()> {
     let ds = Dataset::open(&a.data.data, a.data.labels)?;
-    let split = match &a.split {
-        Some(p) => Split::load(p)?,
-        None => Split::holdout(&ds, [0.7, 0.15, 0.15], a.split_seed)?,
-    };
+    let split = a.split.resolve(&ds)?;
     let s = summarise(&ds, Some(&split))?;
     print!("{}", s.to_text());
     if let Some(p) = &a.json {
@@ -106,9 +119,8 @@ pub fn synth(a: &SynthArgs, quiet: bool) -> Result<()> {
 pub struct DuplicatesArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Split file; a fresh 70/15/15 split (seed 42) if omitted.
-    #[arg(long)]
-    pub split: Option<PathBuf>,
+    #[command(flatten)]
+    pub split: SplitChoice,
     /// Largest Hamming distance (of 64 bits) counted as a near duplicate.
     #[arg(long, default_value_t = 4)]
     pub max_distance: u32,
@@ -118,10 +130,7 @@ pub struct DuplicatesArgs {
 
 pub fn duplicates(a: &DuplicatesArgs, quiet: bool) -> Result<()> {
     let ds = Dataset::open(&a.data.data, a.data.labels)?;
-    let split = match &a.split {
-        Some(p) => Split::load(p)?,
-        None => Split::holdout(&ds, [0.7, 0.15, 0.15], 42)?,
-    };
+    let split = a.split.resolve(&ds)?;
     let opts = LoadOptions { cache_dir: Some(default_cache_dir()), quiet, ..Default::default() };
     let (set, _) = ImageSet::load(&ds, &Preprocess { size: 64, centre_crop: None }, &opts)?;
     let items: Vec<(String, usize, u64, u64)> = (0..set.len())

@@ -24,9 +24,9 @@ use super::batch;
 use super::config::{ClassWeighting, OptimizerKind, TrainConfig};
 use super::loss::Loss;
 use super::schedule::Schedule;
-use crate::evaluation::{self, argmax, ImageClassifier, TrainedModel};
+use crate::evaluation::{self, argmax, TrainedModel};
 use crate::models::checkpoint::{self, ModelMeta};
-use crate::models::{normalise, Classifier, ModelConfig, IMAGENET_MEAN, IMAGENET_STD};
+use crate::models::{normalise, Classifier, ModelConfig, IMAGENET_MEAN, IMAGENET_STD, LAYER_GROUPS};
 
 /// Decoded data and the lesion-aware split of a training run.
 pub struct TrainData {
@@ -138,8 +138,8 @@ fn learning_rates(lr: f64, discriminative: bool) -> burn::lr_scheduler::module_l
     let mut s = ModuleLrScheduler::new(lr);
     if discriminative {
         s = s
-            .with_group(ParamGroup::from_predicate("body_early."), lr * 0.01)
-            .with_group(ParamGroup::from_predicate("body_late."), lr * 0.1);
+            .with_group(ParamGroup::from_predicate(LAYER_GROUPS[0]), lr * 0.01)
+            .with_group(ParamGroup::from_predicate(LAYER_GROUPS[1]), lr * 0.1);
     }
     s.step()
 }
@@ -348,11 +348,6 @@ fn write_history(out: &Path, history: &[EpochRecord]) -> Result<()> {
     let series = |name: &str, f: fn(&EpochRecord) -> f64| Series { name: name.into(), points: history.iter().map(|r| (r.epoch as f64, f(r))).collect(), dashed: false };
     let svg = line_plot("Training", "epoch", "value", &[series("train loss", |r| r.train_loss), series("validation loss", |r| r.val_loss), series("validation AUROC", |r| r.val_auroc), series("validation balanced accuracy", |r| r.val_balanced_accuracy)], false)?;
     dermrobust_core::report::atomic_write(&out.join("training_curves.svg"), svg.as_bytes())
-}
-
-/// Classifier of a finished run's best model.
-pub fn best_model(out: &Path) -> Result<Box<dyn ImageClassifier>> {
-    Ok(Box::new(TrainedModel::load(&out.join(BEST))?))
 }
 
 /// Resolve a run folder, a model folder or a `model.json` to the model folder.
