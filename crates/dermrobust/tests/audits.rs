@@ -112,6 +112,15 @@ fn natural_pairs_stay_within_lesions_and_groups() {
     let out = audit(&model, 0, &set, &idx, &suite(vec![("hflip", ImageOp::FlipHorizontal)]), &pairs, true).unwrap();
     let natural = out.result.natural.unwrap();
     assert_eq!((natural.pairs, natural.lesions), (20, 20));
+    // Auditing a subsample with the transformed sets keeps every pair: the photographs outside
+    // the subsample are predicted for the pairs alone, and the numbers do not change.
+    let few: Vec<usize> = idx.iter().copied().step_by(3).collect();
+    let sub = audit(&model, 0, &set, &few, &suite(vec![("hflip", ImageOp::FlipHorizontal)]), &pairs, true).unwrap();
+    let sub_natural = sub.result.natural.unwrap();
+    assert_eq!(sub_natural.pairs, 20);
+    assert_eq!(sub_natural.p_class_change, natural.p_class_change);
+    assert_eq!(sub_natural.abs_change.mean, natural.abs_change.mean);
+    assert_eq!(sub.result.forward_passes, 2 * few.len() + (set.len() - few.len()));
 }
 
 #[test]

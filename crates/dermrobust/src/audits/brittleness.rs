@@ -117,11 +117,13 @@ pub struct PairOptions {
     pub max_hash_distance: Option<u32>,
 }
 
-/// Pairs `(i, j)` of positions in `indices` that show the same lesion (and pass the filters).
+/// Pairs `(i, j)` of images (indices into `set`, `i < j`) among `indices` that show the same
+/// lesion (and pass the filters).
 pub fn natural_pairs(set: &ImageSet, indices: &[usize], opts: &PairOptions) -> Vec<(usize, usize)> {
-    let hashes: Vec<u64> = if opts.max_hash_distance.is_some() { indices.par_iter().map(|&i| perceptual_hash(&set.image(i))).collect() } else { vec![] };
+    let hashes: HashMap<usize, u64> =
+        if opts.max_hash_distance.is_some() { indices.par_iter().map(|&i| (i, perceptual_hash(&set.image(i)))).collect() } else { HashMap::new() };
     let mut by_group: HashMap<String, Vec<usize>> = HashMap::new();
-    for (pos, &i) in indices.iter().enumerate() {
+    for &i in indices {
         let key = match &opts.similarity_groups {
             Some(g) => match g.get(&set.ids[i]) {
                 Some(name) => format!("{}\u{1}{}", set.groups[i], name),
@@ -129,7 +131,7 @@ pub fn natural_pairs(set: &ImageSet, indices: &[usize], opts: &PairOptions) -> V
             },
             None => set.groups[i].clone(),
         };
-        by_group.entry(key).or_default().push(pos);
+        by_group.entry(key).or_default().push(i);
     }
     let mut pairs = Vec::new();
     for members in by_group.values() {
@@ -137,7 +139,7 @@ pub fn natural_pairs(set: &ImageSet, indices: &[usize], opts: &PairOptions) -> V
             for b in a + 1..members.len() {
                 let (i, j) = (members[a], members[b]);
                 if let Some(d) = opts.max_hash_distance {
-                    if hamming(hashes[i], hashes[j]) > d {
+                    if hamming(hashes[&i], hashes[&j]) > d {
                         continue;
                     }
                 }
@@ -149,26 +151,38 @@ pub fn natural_pairs(set: &ImageSet, indices: &[usize], opts: &PairOptions) -> V
     pairs
 }
 
-fn natural(labels: &[usize], probs: &[Vec<f32>], classes: &[String], pairs: &[(usize, usize)], lesions: usize) -> Result<Option<NaturalResult>> {
+/// Natural brittleness from the predictions `probs` of every image that belongs to a pair.
+fn natural(set: &ImageSet, probs: &HashMap<usize, Vec<f32>>, pairs: &[(usize, usize)]) -> Result<Option<NaturalResult>> {
     if pairs.is_empty() {
         return Ok(None);
     }
-    let before: Vec<usize> = pairs.iter().map(|&(i, _)| argmax(&probs[i])).collect();
-    let after: Vec<usize> = pairs.iter().map(|&(_, j)| argmax(&probs[j])).collect();
-    let pb: Vec<f64> = pairs.iter().map(|&(i, _)| probs[i][labels[i]] as f64).collect();
-    let pa: Vec<f64> = pairs.iter().map(|&(_, j)| probs[j][labels[j]] as f64).collect();
-    let mut members: Vec<usize> = pairs.iter().flat_map(|&(i, j)| [i, j]).collect();
-    members.sort();
-    members.dedup();
-    let l: Vec<usize> = members.iter().map(|&i| labels[i]).collect();
-    let p: Vec<Vec<f32>> = members.iter().map(|&i| probs[i].clone()).collect();
+    let predicted = |i: usize| argmax(&probs[&i]);
+    let p_true = |i: usize| probs[&i][set.labels[i]] as f64;
+    let before: Vec<usize> = pairs.iter().map(|&(i, _)| predicted(i)).collect();
+    let after: Vec<usize> = pairs.iter().map(|&(_, j)| predicted(j)).collect();
+    let pb: Vec<f64> = pairs.iter().map(|&(i, _)| p_true(i)).collect();
+    let pa: Vec<f64> = pairs.iter().map(|&(_, j)| p_true(j)).collect();
+    let members = pair_members(pairs);
+    let l: Vec<usize> = members.iter().map(|&i| set.labels[i]).collect();
+    let p: Vec<Vec<f32>> = members.iter().map(|&i| probs[&i].clone()).collect();
+    let mut lesions: Vec<&str> = members.iter().map(|&i| set.groups[i].as_str()).collect();
+    lesions.sort();
+    lesions.dedup();
     Ok(Some(NaturalResult {
-        lesions,
+        lesions: lesions.len(),
         pairs: pairs.len(),
         p_class_change: metrics::prediction_change_rate(&before, &after)?,
         abs_change: metrics::change_distribution(&pb, &pa)?,
-        performance: performance(&l, &p, classes),
+        performance: performance(&l, &p, &set.classes),
     }))
+}
+
+/// The images that belong to at least one pair, sorted.
+fn pair_members(pairs: &[(usize, usize)]) -> Vec<usize> {
+    let mut members: Vec<usize> = pairs.iter().flat_map(|&(i, j)| [i, j]).collect();
+    members.sort();
+    members.dedup();
+    members
 }
 
 /// Everything the audit of one classifier produced.
@@ -187,8 +201,10 @@ fn predict_all(classifier: &dyn ImageClassifier, images: &[Image]) -> Result<Vec
     Ok(out)
 }
 
-/// Audit one classifier on images `indices` of `set` with every transformation of `suite`.
-/// The original predictions are computed once; every set reuses the decoded originals.
+/// Audit one classifier on images `indices` of `set` with every transformation of `suite`, and
+/// on the natural `pairs` (image indices into `set`; they may reach beyond `indices`, so that a
+/// subsample for the artificial sets does not thin out the rarer pairs). The original
+/// predictions are computed once; every set reuses the decoded originals.
 pub fn audit(
     classifier: &dyn ImageClassifier,
     model_index: usize,
@@ -255,13 +271,20 @@ pub fn audit(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let lesions = {
-        let mut g: Vec<&str> = pairs.iter().map(|&(i, _)| set.groups[indices[i]].as_str()).collect();
-        g.sort();
-        g.dedup();
-        g.len()
-    };
-    let natural = natural(&labels, &p0, classes, pairs, lesions)?;
+    let mut pair_probs: HashMap<usize, Vec<f32>> = HashMap::new();
+    let members = pair_members(pairs);
+    let seen: HashMap<usize, usize> = indices.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let unseen: Vec<usize> = members.iter().copied().filter(|i| !seen.contains_key(i)).collect();
+    let unseen_images: Vec<Image> = unseen.par_iter().map(|&i| set.image(i)).collect();
+    for (&i, p) in unseen.iter().zip(predict_all(classifier, &unseen_images)?) {
+        pair_probs.insert(i, p);
+    }
+    for &i in &members {
+        if let Some(&k) = seen.get(&i) {
+            pair_probs.insert(i, p0[k].clone());
+        }
+    }
+    let natural = natural(set, &pair_probs, pairs)?;
     // Largest changes first, so the report can show the worst flips.
     flips.sort_by(|a, b| {
         let d = |f: &Flip| (f.original[set.labels[f.image]] - f.transformed[set.labels[f.image]]).abs();
@@ -269,7 +292,7 @@ pub fn audit(
     });
     flips.truncate(12);
     let seconds = started.elapsed().as_secs_f64();
-    let forward_passes = indices.len() * (suite.sets.len() + 1) * classifier.views();
+    let forward_passes = (indices.len() * (suite.sets.len() + 1) + unseen.len()) * classifier.views();
     Ok(AuditOutput {
         result: ModelBrittleness { model: classifier.describe(), original, sets, natural, forward_passes, seconds, forward_passes_per_second: forward_passes as f64 / seconds },
         rows,

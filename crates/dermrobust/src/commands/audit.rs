@@ -45,7 +45,8 @@ pub struct BrittlenessArgs {
     /// Keep only natural pairs whose perceptual hashes differ in at most this many of 64 bits.
     #[arg(long)]
     pub max_hash_distance: Option<u32>,
-    /// Audit at most this many images (a seeded random subset of the part).
+    /// Audit at most this many images with the transformed sets (a seeded random subset of the
+    /// part; natural pairs always use the whole part).
     #[arg(long)]
     pub max_images: Option<usize>,
     #[arg(long)]
@@ -101,23 +102,33 @@ pub fn classifiers(models: &[PathBuf], ensemble: bool, tta: Option<Tta>) -> Resu
     Ok(if ensemble { vec![wrap(Box::new(Ensemble { members: loaded }))] } else { loaded.into_iter().map(wrap).collect() })
 }
 
-/// The audited images: the data at the model's preprocessing, restricted to the split part.
-pub fn audit_data(a: &BrittlenessArgs, quiet: bool) -> Result<(ImageSet, Vec<usize>)> {
+/// The data at the model's preprocessing: every image of the split part (among which natural
+/// pairs are formed) and the images audited with the transformed sets (`--max-images` of them).
+pub fn audit_data(a: &BrittlenessArgs, quiet: bool) -> Result<(ImageSet, Vec<usize>, Vec<usize>)> {
     let first = TrainedModel::load(&resolve_model_path(&a.models[0]))?;
     let split_file = a.data.split_for(&a.models[0]);
-    let (set, mut indices) = crate::evaluation::model_data(&first, &a.data.data, split_file.as_deref(), &a.data.part, false, quiet)?;
-    indices = crate::audits::subsample(&indices, a.max_images, 0);
+    let (set, part) = crate::evaluation::model_data(&first, &a.data.data, split_file.as_deref(), &a.data.part, false, quiet)?;
+    let indices = crate::audits::subsample(&part, a.max_images, 0);
     if !quiet {
         eprintln!("auditing {} images{}", indices.len(), split_file.map(|p| format!(" (part '{}' of {})", a.data.part, p.display())).unwrap_or_default());
     }
-    Ok((set, indices))
+    Ok((set, part, indices))
+}
+
+/// The images an audit covers: `indices` get every transformed set; natural pairs are formed
+/// among all of `pair_pool` (a superset, usually the whole split part).
+pub struct AuditImages<'a> {
+    pub set: &'a ImageSet,
+    pub indices: &'a [usize],
+    pub pair_pool: &'a [usize],
 }
 
 /// Run the audit for already-loaded classifiers and write brittleness.json, the per-image CSV
 /// and report.html into `out`. Returns the per-model results and the summary.
-pub fn run_audit(classifiers: &[Box<dyn ImageClassifier>], set: &ImageSet, indices: &[usize], suite: &Suite, pair_opts: &PairOptions, data: &str, out: &Path, quiet: bool) -> Result<(Vec<ModelBrittleness>, Vec<SetSummary>)> {
+pub fn run_audit(classifiers: &[Box<dyn ImageClassifier>], images: &AuditImages, suite: &Suite, pair_opts: &PairOptions, data: &str, out: &Path, quiet: bool) -> Result<(Vec<ModelBrittleness>, Vec<SetSummary>)> {
     std::fs::create_dir_all(out)?;
-    let pairs = natural_pairs(set, indices, pair_opts);
+    let AuditImages { set, indices, pair_pool } = *images;
+    let pairs = natural_pairs(set, pair_pool, pair_opts);
     let mut results = Vec::new();
     let mut rows = Vec::new();
     let mut flips = Vec::new();
@@ -144,13 +155,13 @@ pub fn run(a: &BrittlenessArgs, quiet: bool) -> Result<()> {
         Some(p) => Suite::load(p)?,
         None => Suite::default_suite(),
     };
-    let (set, indices) = audit_data(a, quiet)?;
+    let (set, part, indices) = audit_data(a, quiet)?;
     let classifiers = classifiers(&a.models, a.ensemble, a.tta.then_some(Tta { scale: a.tta_scale, original_weight: a.tta_original_weight }))?;
     let pair_opts = PairOptions {
         similarity_groups: a.similarity_groups.as_deref().map(read_groups).transpose()?,
         max_hash_distance: a.max_hash_distance,
     };
-    let (_, summary) = run_audit(&classifiers, &set, &indices, &suite, &pair_opts, &a.data.data.to_string(), &a.out, quiet)?;
+    let (_, summary) = run_audit(&classifiers, &AuditImages { set: &set, indices: &indices, pair_pool: &part }, &suite, &pair_opts, &a.data.data.to_string(), &a.out, quiet)?;
     let (header, rows) = report::summary_table(&summary);
     println!("{}", header.join(" | "));
     for r in rows {

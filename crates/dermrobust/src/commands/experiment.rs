@@ -11,7 +11,7 @@ use dermrobust_core::report::plots::bar_plot;
 use dermrobust_core::report::{write_csv, write_json};
 use serde::Serialize;
 
-use super::audit::{classifiers, run_audit, Tta};
+use super::audit::{classifiers, run_audit, AuditImages, Tta};
 use crate::audits::brittleness::{PairOptions, SetSummary};
 use crate::audits::report::summary_table;
 use crate::audits::suite::Suite;
@@ -37,7 +37,8 @@ pub struct ExperimentArgs {
     /// Transformation suite (TOML); default: the built-in suite.
     #[arg(long)]
     pub suite: Option<PathBuf>,
-    /// Audit at most this many test images (a seeded random subset).
+    /// Audit at most this many test images with the transformed sets (a seeded random subset;
+    /// natural pairs always use the whole test part).
     #[arg(long)]
     pub max_images: Option<usize>,
     /// Reuse models already trained in OUT (an interrupted experiment continues).
@@ -159,7 +160,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
                 let method = method_name(variant, tta);
                 let classifiers = classifiers(&models, false, tta.then_some(Tta::MARON))?;
                 let audit_dir = a.out.join("audits").join(arch.name()).join(method.replace('+', "_"));
-                let (_, summary) = run_audit(&classifiers, &data.set, &test, &suite, &PairOptions::default(), &a.config.data.to_string(), &audit_dir, quiet)?;
+                let (_, summary) = run_audit(&classifiers, &AuditImages { set: &data.set, indices: &test, pair_pool: &data.test }, &suite, &PairOptions::default(), &a.config.data.to_string(), &audit_dir, quiet)?;
                 table.extend(family_rows(arch.name(), &method, &summary));
                 methods.push((arch.name().to_string(), method, summary));
             }
