@@ -114,12 +114,14 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     let done_before: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     let done_before = done_before["epochs_done"].as_u64().unwrap();
     assert!(done_before < 5, "the run finished before it was killed");
+    assert!(!dermrobust::training::trainer::training_finished(&out), "an interrupted run is not finished");
     let output = Command::new(exe).args(args(&["--resume"])).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(state["epochs_done"], 5);
     assert_eq!(state["history"].as_array().unwrap().len(), 5, "history keeps the epochs before the kill");
     assert!(out.join("metrics.json").is_file());
+    assert!(dermrobust::training::trainer::training_finished(&out));
     // Resuming with other options is refused.
     let output = Command::new(exe).args(args(&["--resume", "--seed", "9"])).output().unwrap();
     assert!(!output.status.success());
@@ -172,6 +174,11 @@ fn early_stopping_and_repeats() {
     let epochs_run = history.lines().count() - 1;
     assert_eq!(epochs_run, (r.best_epoch + cfg.patience).min(cfg.epochs), "runs exactly `patience` epochs past the best");
     assert!(epochs_run < cfg.epochs, "a model that cannot learn stops early ({epochs_run} epochs, best {})", r.best_epoch);
+    // An early-stopped run counts as finished, and resuming it trains no further.
+    assert!(dermrobust::training::trainer::training_finished(&tmp.path().join("stop")));
+    train_one(&cfg, &data, &tmp.path().join("stop"), true, true).unwrap();
+    let history = std::fs::read_to_string(tmp.path().join("stop/history.csv")).unwrap();
+    assert_eq!(history.lines().count() - 1, epochs_run);
 
     let mut cfg = small_config(&tmp.path().join("cache"));
     cfg.epochs = 2;

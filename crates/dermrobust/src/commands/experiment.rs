@@ -17,6 +17,7 @@ use crate::audits::report::summary_table;
 use crate::audits::suite::Suite;
 use crate::models::Arch;
 use crate::training::config::AugmentPreset;
+use crate::training::trainer::training_finished;
 use crate::training::{prepare_data, train_one, TrainConfig};
 
 #[derive(clap::Args)]
@@ -148,7 +149,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
                 let mut run_cfg = cfg.clone();
                 run_cfg.seed = cfg.seed + r as u64;
                 run_cfg.repeats = 1;
-                if !(a.resume && dir.join("model/model.json").is_file()) {
+                if !(a.resume && training_finished(&dir)) {
                     if !quiet {
                         eprintln!("training {arch} {variant} run {} of {}", r + 1, a.config.repeats.max(1));
                     }

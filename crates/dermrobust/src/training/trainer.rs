@@ -84,6 +84,9 @@ pub struct TrainState {
     pub best_epoch: usize,
     pub history: Vec<EpochRecord>,
     pub config: TrainConfig,
+    /// Early stopping ended the run before `config.epochs`.
+    #[serde(default)]
+    pub stopped_early: bool,
 }
 
 /// What a finished run produced.
@@ -213,7 +216,7 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
                 eprintln!("imported {} tensors from {} ({} head parameters left new)", report.applied, p.display(), report.missing.len());
             }
         }
-        (model, optimizer(cfg), TrainState { epochs_done: 0, best_val_auroc: f64::NEG_INFINITY, best_epoch: 0, history: vec![], config: cfg.clone() })
+        (model, optimizer(cfg), TrainState { epochs_done: 0, best_val_auroc: f64::NEG_INFINITY, best_epoch: 0, history: vec![], config: cfg.clone(), stopped_early: false })
     };
 
     let train_labels: Vec<usize> = data.train.iter().map(|&i| set.labels[i]).collect();
@@ -224,7 +227,9 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
     let loss_fn = Loss { kind: cfg.loss, class_weights, label_smoothing: cfg.label_smoothing, focal_gamma: cfg.focal_gamma };
     let schedule = Schedule::from_config(cfg);
 
-    for epoch in state.epochs_done..cfg.epochs {
+    // A run that stopped early stays stopped when resumed.
+    let last_epoch = if state.stopped_early { state.epochs_done } else { cfg.epochs };
+    for epoch in state.epochs_done..last_epoch {
         let started = Instant::now();
         device.seed(cfg.seed.wrapping_mul(1000).wrapping_add(epoch as u64));
         // Freeze-then-unfreeze fine-tuning: the backbone is fixed for the first epochs.
@@ -299,9 +304,10 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
             state.best_epoch = epoch + 1;
             checkpoint::save(&out.join(BEST), inference.model.clone(), &meta)?;
         }
+        state.stopped_early = cfg.patience > 0 && state.epochs_done - state.best_epoch >= cfg.patience;
         save_checkpoint(out, inference.model, &meta, &optim, &state)?;
         write_history(out, &state.history)?;
-        if cfg.patience > 0 && state.epochs_done - state.best_epoch >= cfg.patience {
+        if state.stopped_early {
             if !quiet {
                 eprintln!("early stopping: no improvement for {} epochs", cfg.patience);
             }
@@ -348,6 +354,12 @@ fn write_history(out: &Path, history: &[EpochRecord]) -> Result<()> {
     let series = |name: &str, f: fn(&EpochRecord) -> f64| Series { name: name.into(), points: history.iter().map(|r| (r.epoch as f64, f(r))).collect(), dashed: false };
     let svg = line_plot("Training", "epoch", "value", &[series("train loss", |r| r.train_loss), series("validation loss", |r| r.val_loss), series("validation AUROC", |r| r.val_auroc), series("validation balanced accuracy", |r| r.val_balanced_accuracy)], false)?;
     dermrobust_core::report::atomic_write(&out.join("training_curves.svg"), svg.as_bytes())
+}
+
+/// Whether the run in `out` trained to its end (all epochs, or stopped early), judged by its
+/// last checkpoint; an interrupted run is not finished even though its best model exists.
+pub fn training_finished(out: &Path) -> bool {
+    read_json::<TrainState>(&out.join(CHECKPOINT).join("state.json")).is_ok_and(|s| s.stopped_early || s.epochs_done >= s.config.epochs)
 }
 
 /// Resolve a run folder, a model folder or a `model.json` to the model folder.
