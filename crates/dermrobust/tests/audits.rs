@@ -4,7 +4,8 @@
 use anyhow::Result;
 use dermrobust::audits::brittleness::{audit, natural_pairs, PairOptions};
 use dermrobust::audits::suite::{Suite, TransformSet};
-use dermrobust::evaluation::{maron_tta_views, ImageClassifier, TrainedModel, WithTta};
+use dermrobust::audits::brittleness::performance;
+use dermrobust::evaluation::{argmax, class_shares, maron_tta_views, ImageClassifier, PriorCorrected, TrainedModel, WithTta};
 use dermrobust_core::data::ImageSet;
 use dermrobust_core::imaging::{BorderFill, Image, ImageOp};
 
@@ -187,4 +188,36 @@ fn default_suite_round_trips_through_toml() {
     assert_eq!(Suite::load(&tmp.path().join("s.toml")).unwrap(), s);
     std::fs::write(tmp.path().join("u.toml"), "[[set]]\nname = \"r\"\nop = { op = \"rotate\", degrees = 10 }\n").unwrap();
     assert_eq!(Suite::load(&tmp.path().join("u.toml")).unwrap().sets[0].op, ImageOp::Rotate { degrees: 10.0, fill: BorderFill::Reflect });
+}
+
+#[test]
+fn prior_correction_balances_decisions_and_keeps_the_ranking() {
+    let set = image_set();
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let images: Vec<Image> = idx.iter().map(|&i| set.image(i)).collect();
+    let plain = MeanBrightness { classes: set.classes.clone() };
+    // Equal priors change nothing.
+    let equal = PriorCorrected::new(MeanBrightness { classes: set.classes.clone() }, vec![0.5, 0.5]).unwrap();
+    for (a, b) in plain.predict(&images).unwrap().iter().zip(equal.predict(&images).unwrap()) {
+        assert!((a[0] - b[0]).abs() < 1e-6 && (a[1] - b[1]).abs() < 1e-6);
+    }
+    // Training shares 0.8 / 0.2: p / prior, renormalised. By hand for p = (0.7, 0.3):
+    // (0.875, 1.5) / 2.375 = (0.3684, 0.6316), so the decision moves to the minority class.
+    let skewed = PriorCorrected::new(MeanBrightness { classes: set.classes.clone() }, vec![0.8, 0.2]).unwrap();
+    let mid = Image::filled(3, 16, 16, 0.5 + (0.3f32 / 0.7).ln() / 12.0); // MeanBrightness gives (0.7, 0.3)
+    let before = plain.predict(std::slice::from_ref(&mid)).unwrap()[0].clone();
+    assert!((before[1] - 0.3).abs() < 1e-4, "{before:?}");
+    let after = skewed.predict(std::slice::from_ref(&mid)).unwrap()[0].clone();
+    assert!((after[1] - 0.6316).abs() < 1e-3 && (after[0] + after[1] - 1.0).abs() < 1e-6, "{after:?}");
+    assert_eq!((argmax(&before), argmax(&after)), (0, 1));
+    // More images are called positive, and a binary ranking (AUROC) stays exactly the same.
+    let (p0, p1) = (plain.predict(&images).unwrap(), skewed.predict(&images).unwrap());
+    let positives = |p: &[Vec<f32>]| p.iter().filter(|v| argmax(v) == 1).count();
+    assert!(positives(&p1) > positives(&p0));
+    let labels: Vec<usize> = idx.iter().map(|&i| set.labels[i]).collect();
+    assert_eq!(performance(&labels, &p0, &set.classes).auroc, performance(&labels, &p1, &set.classes).auroc);
+    // Shares come from the training labels; a class without images has no prior.
+    assert_eq!(class_shares(&[0, 0, 0, 1], &[0, 1, 2, 3], 2).unwrap(), vec![0.75, 0.25]);
+    assert!(class_shares(&[0, 0, 1], &[0, 1], 2).is_err());
+    assert!(PriorCorrected::new(MeanBrightness { classes: set.classes.clone() }, vec![1.0]).is_err());
 }

@@ -63,6 +63,21 @@ fn train_audit_and_report() {
     let html = std::fs::read_to_string(audit.join("report.html")).unwrap();
     assert!(html.contains("<svg") && html.contains("P(class change)"));
     renders_in_chromium(&audit.join("report.html"), &tmp.path().join("shot.png"));
+    // Balanced decisions use the run's training shares; without a split they are refused.
+    let balanced = tmp.path().join("audit-balanced");
+    let (ok, _, err) = dermrobust(&["audit", "brittleness", "--quiet", "--model", run.to_str().unwrap(), "--data", DATA, "--decision", "balanced", "--max-images", "30", "--out", balanced.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(balanced.join("brittleness.json")).unwrap()).unwrap();
+    assert!(json["models"][0]["model"].as_str().unwrap().ends_with("balanced decision"));
+    assert_eq!(json["images"], 30);
+    let lone = tmp.path().join("lone/model");
+    std::fs::create_dir_all(&lone).unwrap();
+    for f in std::fs::read_dir(run.join("model")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, lone.join(f.file_name().unwrap())).unwrap();
+    }
+    let (ok, _, err) = dermrobust(&["audit", "brittleness", "--quiet", "--model", lone.to_str().unwrap(), "--data", DATA, "--decision", "balanced", "--out", balanced.to_str().unwrap()]);
+    assert!(!ok && err.contains("needs the training split"), "{err}");
     // evaluate and predict on the same model
     let eval = tmp.path().join("eval");
     let (ok, stdout, err) = dermrobust(&["evaluate", "--quiet", "--model", run.to_str().unwrap(), "--data", DATA, "--split", run.join("split.json").to_str().unwrap(), "--out", eval.to_str().unwrap()]);
@@ -99,11 +114,16 @@ fn experiment_grid_writes_one_table() {
     assert!(out.join("audits/resnet18/ADA_AAM_TTA/brittleness_per_image.csv").is_file());
     assert!(out.join("models/resnet18/ada+aam/run1/model/model.json").is_file());
     assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("Method comparison"));
-    // --resume reuses the trained models.
+    // --resume reuses the trained models (and audits them again, here with balanced decisions).
+    let weights = out.join("models/resnet18/baseline/run0/model/model.bpk");
+    let trained_at = std::fs::metadata(&weights).unwrap().modified().unwrap();
     let (ok, _, err) = dermrobust(&[
         "experiment", "--quiet", "--data", DATA, "--width", "0.125", "--image-size", "32", "--epochs", "2", "--batch-size", "16",
         "--variants", "baseline,ada+aam", "--repeats", "2", "--out", out.to_str().unwrap(), "--resume",
-        "--no-tta", "--cache-dir", tmp.path().join("cache").to_str().unwrap(),
+        "--no-tta", "--decision", "balanced", "--cache-dir", tmp.path().join("cache").to_str().unwrap(),
     ]);
     assert!(ok, "{err}");
+    assert_eq!(std::fs::metadata(&weights).unwrap().modified().unwrap(), trained_at, "a finished model is not retrained");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("experiment.json")).unwrap()).unwrap();
+    assert_eq!(json["decision"], "balanced");
 }

@@ -5,14 +5,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use dermrobust_core::data::ImageSet;
+use dermrobust_core::data::split::TRAIN;
+use dermrobust_core::data::{ImageSet, Split};
 use dermrobust_core::report::{write_csv, write_json};
 use serde::Serialize;
 
 use crate::audits::brittleness::{self, natural_pairs, AuditOutput, ModelBrittleness, PairOptions, SetSummary};
 use crate::audits::report;
 use crate::audits::suite::Suite;
-use crate::evaluation::{maron_tta_views, Ensemble, ImageClassifier, TrainedModel, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
+use crate::evaluation::{class_shares, maron_tta_views, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
 use crate::training::trainer::resolve_model_path;
 
 #[derive(clap::Args, Clone)]
@@ -45,6 +46,12 @@ pub struct BrittlenessArgs {
     /// Keep only natural pairs whose perceptual hashes differ in at most this many of 64 bits.
     #[arg(long)]
     pub max_hash_distance: Option<u32>,
+    /// How probabilities become decisions, whose changes P(class change) counts. `balanced`
+    /// corrects the probabilities to equal class priors with the class shares of the split's
+    /// training part, so a model trained on imbalanced data is judged at a decision that is not
+    /// (nearly) always the majority class.
+    #[arg(long, value_enum, default_value_t = DecisionRule::Argmax)]
+    pub decision: DecisionRule,
     /// Audit at most this many images with the transformed sets (a seeded random subset of the
     /// part; natural pairs always use the whole part).
     #[arg(long)]
@@ -89,30 +96,46 @@ impl Tta {
     pub const MARON: Tta = Tta { scale: MARON_TTA_SCALE, original_weight: FASTAI_TTA_BETA };
 }
 
-/// Load the models as classifiers (each, or one ensemble), with TTA if asked.
-pub fn classifiers(models: &[PathBuf], ensemble: bool, tta: Option<Tta>) -> Result<Vec<Box<dyn ImageClassifier>>> {
-    let wrap = |m: Box<dyn ImageClassifier>| -> Box<dyn ImageClassifier> {
-        match tta {
+/// Load the models as classifiers (each, or one ensemble), with TTA if asked, and corrected to
+/// equal class priors when `priors` (training class shares) are given.
+pub fn classifiers(models: &[PathBuf], ensemble: bool, tta: Option<Tta>, priors: Option<&[f32]>) -> Result<Vec<Box<dyn ImageClassifier>>> {
+    let wrap = |m: Box<dyn ImageClassifier>| -> Result<Box<dyn ImageClassifier>> {
+        let m: Box<dyn ImageClassifier> = match tta {
             Some(t) => Box::new(WithTta { inner: m, views: maron_tta_views(t.scale), original_weight: t.original_weight }),
             None => m,
-        }
+        };
+        Ok(match priors {
+            Some(p) => Box::new(PriorCorrected::new(m, p.to_vec())?),
+            None => m,
+        })
     };
     let loaded: Vec<Box<dyn ImageClassifier>> =
         models.iter().map(|p| TrainedModel::load(&resolve_model_path(p)).map(|m| Box::new(m) as Box<dyn ImageClassifier>)).collect::<Result<_>>()?;
-    Ok(if ensemble { vec![wrap(Box::new(Ensemble { members: loaded }))] } else { loaded.into_iter().map(wrap).collect() })
+    if ensemble { Ok(vec![wrap(Box::new(Ensemble { members: loaded }))?]) } else { loaded.into_iter().map(wrap).collect() }
 }
 
 /// The data at the model's preprocessing: every image of the split part (among which natural
-/// pairs are formed) and the images audited with the transformed sets (`--max-images` of them).
-pub fn audit_data(a: &BrittlenessArgs, quiet: bool) -> Result<(ImageSet, Vec<usize>, Vec<usize>)> {
+/// pairs are formed), the images audited with the transformed sets (`--max-images` of them), and
+/// the training class shares when `--decision balanced` needs them.
+pub fn audit_data(a: &BrittlenessArgs, quiet: bool) -> Result<(ImageSet, Vec<usize>, Vec<usize>, Option<Vec<f32>>)> {
     let first = TrainedModel::load(&resolve_model_path(&a.models[0]))?;
     let split_file = a.data.split_for(&a.models[0]);
     let (set, part) = crate::evaluation::model_data(&first, &a.data.data, split_file.as_deref(), &a.data.part, false, quiet)?;
     let indices = crate::audits::subsample(&part, a.max_images, 0);
+    let priors = match a.decision {
+        DecisionRule::Argmax => None,
+        DecisionRule::Balanced => {
+            let Some(path) = &split_file else { bail!("--decision balanced needs the training split for the class shares: give --split") };
+            let split = Split::load(path)?;
+            let train_part = split.part_index(TRAIN)?;
+            let train: Vec<usize> = (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&train_part)).collect();
+            Some(class_shares(&set.labels, &train, set.num_classes()).with_context(|| format!("training part of {}", path.display()))?)
+        }
+    };
     if !quiet {
         eprintln!("auditing {} images{}", indices.len(), split_file.map(|p| format!(" (part '{}' of {})", a.data.part, p.display())).unwrap_or_default());
     }
-    Ok((set, part, indices))
+    Ok((set, part, indices, priors))
 }
 
 /// The images an audit covers: `indices` get every transformed set; natural pairs are formed
@@ -155,8 +178,8 @@ pub fn run(a: &BrittlenessArgs, quiet: bool) -> Result<()> {
         Some(p) => Suite::load(p)?,
         None => Suite::default_suite(),
     };
-    let (set, part, indices) = audit_data(a, quiet)?;
-    let classifiers = classifiers(&a.models, a.ensemble, a.tta.then_some(Tta { scale: a.tta_scale, original_weight: a.tta_original_weight }))?;
+    let (set, part, indices, priors) = audit_data(a, quiet)?;
+    let classifiers = classifiers(&a.models, a.ensemble, a.tta.then_some(Tta { scale: a.tta_scale, original_weight: a.tta_original_weight }), priors.as_deref())?;
     let pair_opts = PairOptions {
         similarity_groups: a.similarity_groups.as_deref().map(read_groups).transpose()?,
         max_hash_distance: a.max_hash_distance,

@@ -15,6 +15,7 @@ use super::audit::{classifiers, run_audit, AuditImages, Tta};
 use crate::audits::brittleness::{PairOptions, SetSummary};
 use crate::audits::report::summary_table;
 use crate::audits::suite::Suite;
+use crate::evaluation::{class_shares, DecisionRule};
 use crate::models::Arch;
 use crate::training::config::AugmentPreset;
 use crate::training::trainer::training_finished;
@@ -38,6 +39,9 @@ pub struct ExperimentArgs {
     /// Transformation suite (TOML); default: the built-in suite.
     #[arg(long)]
     pub suite: Option<PathBuf>,
+    /// How probabilities become decisions in the audits (see `audit brittleness --help`).
+    #[arg(long, value_enum, default_value_t = DecisionRule::Argmax)]
+    pub decision: DecisionRule,
     /// Audit at most this many test images with the transformed sets (a seeded random subset;
     /// natural pairs always use the whole test part).
     #[arg(long)]
@@ -70,6 +74,7 @@ struct ExperimentFile<'a> {
     data: String,
     test_images: usize,
     repeats: usize,
+    decision: DecisionRule,
     table: &'a [TableRow],
     /// Per method: the full per-set summary (see each audit folder for per-image results).
     methods: Vec<(String, String, Vec<SetSummary>)>,
@@ -133,6 +138,10 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
     if test.is_empty() {
         bail!("the split has no test images");
     }
+    let priors = match a.decision {
+        DecisionRule::Argmax => None,
+        DecisionRule::Balanced => Some(class_shares(&data.set.labels, &data.train, data.set.num_classes())?),
+    };
     let mut table = Vec::new();
     let mut methods = Vec::new();
     for arch in &a.archs {
@@ -159,7 +168,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
             }
             for tta in if a.no_tta { vec![false] } else { vec![false, true] } {
                 let method = method_name(variant, tta);
-                let classifiers = classifiers(&models, false, tta.then_some(Tta::MARON))?;
+                let classifiers = classifiers(&models, false, tta.then_some(Tta::MARON), priors.as_deref())?;
                 let audit_dir = a.out.join("audits").join(arch.name()).join(method.replace('+', "_"));
                 let (_, summary) = run_audit(&classifiers, &AuditImages { set: &data.set, indices: &test, pair_pool: &data.test }, &suite, &PairOptions::default(), &a.config.data.to_string(), &audit_dir, quiet)?;
                 table.extend(family_rows(arch.name(), &method, &summary));
@@ -170,7 +179,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
     write_csv(&a.out.join("experiment.csv"), &table)?;
     write_json(
         &a.out.join("experiment.json"),
-        &ExperimentFile { data: a.config.data.to_string(), test_images: test.len(), repeats: a.config.repeats.max(1), table: &table, methods: methods.clone() },
+        &ExperimentFile { data: a.config.data.to_string(), test_images: test.len(), repeats: a.config.repeats.max(1), decision: a.decision, table: &table, methods: methods.clone() },
     )?;
     write_report(a, &table, &methods, test.len())?;
     println!("{:<12} {:<16} {:<9} {:>18} {:>18} {:>16}", "arch", "method", "family", "P(change) %", "abs change %", "AUROC");
@@ -194,10 +203,14 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
 fn write_report(a: &ExperimentArgs, table: &[TableRow], methods: &[(String, String, Vec<SetSummary>)], images: usize) -> Result<()> {
     let mut r = HtmlReport::new("Brittleness experiment (Maron et al. 2021 grid)");
     r.paragraph(&format!(
-        "Data: {}; {} test images; {} model(s) per cell. ADA = additional (strong) data augmentation in training, AAM = anti-aliased model, TTA = test-time augmentation with 8 views (flip x corner zoom 1.35) blended 0.6/0.4 with the unmodified image, as fastai's TTA that Maron et al. used. Values are means over the sets of a family of the per-set mean ± standard deviation over models.",
+        "Data: {}; {} test images; {} model(s) per cell. ADA = additional (strong) data augmentation in training, AAM = anti-aliased model, TTA = test-time augmentation with 8 views (flip x corner zoom 1.35) blended 0.6/0.4 with the unmodified image, as fastai's TTA that Maron et al. used. Values are means over the sets of a family of the per-set mean ± standard deviation over models. Decisions: {}.",
         a.config.data,
         images,
-        a.config.repeats.max(1)
+        a.config.repeats.max(1),
+        match a.decision {
+            DecisionRule::Argmax => "the most probable class",
+            DecisionRule::Balanced => "the most probable class after correcting the probabilities to equal class priors (training class shares)",
+        }
     ));
     let header = ["arch", "method", "family", "P(class change) %", "abs change %", "AUROC"].map(String::from).to_vec();
     let rows: Vec<Vec<String>> = table

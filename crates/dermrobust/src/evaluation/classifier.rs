@@ -209,3 +209,79 @@ impl ImageClassifier for Ensemble {
         self.members.iter().map(|m| m.views()).sum()
     }
 }
+
+/// How a classifier's probabilities become a decision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DecisionRule {
+    /// The most probable class, as trained (Maron et al.).
+    #[default]
+    Argmax,
+    /// The most probable class after correcting the probabilities to equal class priors
+    /// (dividing by each class's share of the training images), so that a model trained on
+    /// imbalanced data does not decide (nearly) everything for the majority class.
+    Balanced,
+}
+
+/// Prior correction (Saerens et al. 2002; the "logit adjustment" of Menon et al. 2021): each
+/// class probability divided by that class's share of the training images, renormalised. For a
+/// calibrated model this is the posterior under equal class priors, whose argmax maximises
+/// balanced accuracy. A binary model's ranking (AUROC) is unchanged: the corrected positive
+/// probability is a monotone function of the original.
+pub struct PriorCorrected<C: ImageClassifier> {
+    pub inner: C,
+    /// Class shares of the training images, in the classifier's class order (positive).
+    pub priors: Vec<f32>,
+}
+
+impl<C: ImageClassifier> PriorCorrected<C> {
+    pub fn new(inner: C, priors: Vec<f32>) -> Result<Self> {
+        if priors.len() != inner.classes().len() || priors.iter().any(|&p| !(p > 0.0 && p.is_finite())) {
+            anyhow::bail!("prior correction needs one positive share per class ({} classes), got {priors:?}", inner.classes().len());
+        }
+        Ok(PriorCorrected { inner, priors })
+    }
+}
+
+impl<C: ImageClassifier> ImageClassifier for PriorCorrected<C> {
+    fn classes(&self) -> &[String] {
+        self.inner.classes()
+    }
+
+    fn input_size(&self) -> usize {
+        self.inner.input_size()
+    }
+
+    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
+        Ok(self
+            .inner
+            .predict(images)?
+            .into_iter()
+            .map(|p| {
+                let adjusted: Vec<f32> = p.iter().zip(&self.priors).map(|(v, prior)| v / prior).collect();
+                let sum: f32 = adjusted.iter().sum();
+                adjusted.into_iter().map(|v| v / sum).collect()
+            })
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        format!("{}, balanced decision", self.inner.describe())
+    }
+
+    fn views(&self) -> usize {
+        self.inner.views()
+    }
+}
+
+/// Each class's share of the images `indices` of `labels` (for [`PriorCorrected`]).
+pub fn class_shares(labels: &[usize], indices: &[usize], classes: usize) -> Result<Vec<f32>> {
+    let mut counts = vec![0usize; classes];
+    for &i in indices {
+        counts[labels[i]] += 1;
+    }
+    if let Some(c) = counts.iter().position(|&n| n == 0) {
+        anyhow::bail!("class {c} has no training image, so its prior is unknown");
+    }
+    Ok(counts.iter().map(|&n| n as f32 / indices.len() as f32).collect())
+}
