@@ -114,16 +114,29 @@ fn experiment_grid_writes_one_table() {
     assert!(out.join("audits/resnet18/ADA_AAM_TTA/brittleness_per_image.csv").is_file());
     assert!(out.join("models/resnet18/ada+aam/run1/model/model.json").is_file());
     assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("Method comparison"));
-    // --resume reuses the trained models (and audits them again, here with balanced decisions).
+    // --resume reuses the trained models; their audits are made again because the decision rule
+    // changed (balanced), and a second identical --resume reuses those audits as well.
     let weights = out.join("models/resnet18/baseline/run0/model/model.bpk");
-    let trained_at = std::fs::metadata(&weights).unwrap().modified().unwrap();
-    let (ok, _, err) = dermrobust(&[
-        "experiment", "--quiet", "--data", DATA, "--width", "0.125", "--image-size", "32", "--epochs", "2", "--batch-size", "16",
-        "--variants", "baseline,ada+aam", "--repeats", "2", "--out", out.to_str().unwrap(), "--resume",
-        "--no-tta", "--decision", "balanced", "--cache-dir", tmp.path().join("cache").to_str().unwrap(),
-    ]);
+    let audit = out.join("audits/resnet18/baseline/brittleness.json");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let (trained_at, first_audit_at) = (modified(&weights), modified(&audit));
+    let resume = || {
+        dermrobust(&[
+            "experiment", "--quiet", "--data", DATA, "--width", "0.125", "--image-size", "32", "--epochs", "2", "--batch-size", "16",
+            "--variants", "baseline,ada+aam", "--repeats", "2", "--out", out.to_str().unwrap(), "--resume",
+            "--no-tta", "--decision", "balanced", "--cache-dir", tmp.path().join("cache").to_str().unwrap(),
+        ])
+    };
+    let (ok, _, err) = resume();
     assert!(ok, "{err}");
-    assert_eq!(std::fs::metadata(&weights).unwrap().modified().unwrap(), trained_at, "a finished model is not retrained");
+    assert_eq!(modified(&weights), trained_at, "a finished model is not retrained");
+    let balanced_audit_at = modified(&audit);
+    assert_ne!(balanced_audit_at, first_audit_at, "an audit with another decision rule is not reused");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("experiment.json")).unwrap()).unwrap();
     assert_eq!(json["decision"], "balanced");
+    let table = std::fs::read_to_string(out.join("experiment.csv")).unwrap();
+    let (ok, _, err) = resume();
+    assert!(ok, "{err}");
+    assert_eq!(modified(&audit), balanced_audit_at, "a finished audit with the same key is reused");
+    assert_eq!(std::fs::read_to_string(out.join("experiment.csv")).unwrap(), table, "the reused audits give the same table");
 }

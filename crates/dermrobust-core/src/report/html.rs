@@ -53,7 +53,7 @@ impl HtmlReport {
     pub fn svg(&mut self, svg: &str, caption: &str) -> &mut Self {
         let svg = svg.trim_start_matches(|c| c != '<');
         let svg = if svg.starts_with("<?xml") { &svg[svg.find("?>").map(|i| i + 2).unwrap_or(0)..] } else { svg };
-        self.body.push_str(&format!("<figure>{svg}<figcaption>{}</figcaption></figure>\n", escape(caption)));
+        self.body.push_str(&format!("<figure class=\"plot\">{svg}<figcaption>{}</figcaption></figure>\n", escape(caption)));
         self
     }
 
@@ -76,7 +76,7 @@ impl HtmlReport {
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>\n\
              body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\n\
              table{{border-collapse:collapse;margin:1em 0}} td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}\n\
-             th{{background:#eee}} figure{{display:inline-block;margin:6px}} figcaption{{font-size:12px;text-align:center;max-width:300px}}\n\
+             th{{background:#eee}} figure{{display:inline-block;margin:6px}} figcaption{{font-size:12px;text-align:center;max-width:300px}} .plot figcaption{{max-width:820px;text-align:left}}\n\
              img{{image-rendering:pixelated}} .row{{display:flex;flex-wrap:wrap}}\n</style></head>\n<body>\n<h1>{t}</h1>\n{b}</body></html>\n",
             t = escape(&self.title),
             b = self.body

@@ -89,21 +89,47 @@ pub fn line_plot(title: &str, x_label: &str, y_label: &str, series: &[Series], l
     Ok(svg)
 }
 
-/// Horizontal bars, one per named category (long names stay readable); an optional dashed
-/// reference value. The value axis starts at zero for non-negative data unless all values sit
+/// One bar: a named value and its spread (standard deviation over repeated models; 0 draws none).
+pub struct Bar {
+    pub label: String,
+    pub value: f64,
+    pub sd: f64,
+}
+
+impl Bar {
+    pub fn new(label: impl Into<String>, value: f64, sd: f64) -> Self {
+        Bar { label: label.into(), value, sd }
+    }
+}
+
+/// The value axis of a bar plot: it holds every bar, whisker and the reference; it starts at
+/// zero for non-negative data (shares: whiskers never pull it below zero) unless all values sit
 /// high (AUROC), where it zooms in so differences show.
-pub fn bar_plot(title: &str, x_label: &str, bars: &[(String, f64)], reference: Option<(f64, &str)>) -> Result<String> {
+fn bar_axis(bars: &[Bar], reference: Option<f64>) -> (f64, f64) {
+    let non_negative = bars.iter().all(|b| b.value >= 0.0);
+    let low = |b: &Bar| if non_negative { (b.value - b.sd).max(0.0) } else { b.value - b.sd };
+    let (lo, hi) = range(bars.iter().flat_map(|b| [b.value, low(b), b.value + b.sd]).chain(reference));
+    let x0 = if lo > 0.5 && hi <= 1.05 {
+        lo
+    } else if non_negative {
+        0.0
+    } else {
+        lo.min(0.0)
+    };
+    (x0, if hi <= x0 { x0 + 1.0 } else { hi })
+}
+
+/// Horizontal bars, one per named category (long names stay readable), with ± sd whiskers and
+/// an optional dashed reference value.
+pub fn bar_plot(title: &str, x_label: &str, bars: &[Bar], reference: Option<(f64, &str)>) -> Result<String> {
     let mut svg = String::new();
     {
         let n = bars.len().max(1);
         let height = (90 + 22 * n) as u32;
         let root = SVGBackend::with_string(&mut svg, (820, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-        let values: Vec<f64> = bars.iter().map(|b| b.1).chain(reference.map(|r| r.0)).collect();
-        let (lo, hi) = range(values.iter().copied());
-        let x0 = if lo > 0.5 && hi <= 1.05 { lo } else { lo.min(0.0) };
-        let x1 = if hi <= x0 { x0 + 1.0 } else { hi };
-        let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+        let (x0, x1) = bar_axis(bars, reference.map(|r| r.0));
+        let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(10)
@@ -124,9 +150,16 @@ pub fn bar_plot(title: &str, x_label: &str, bars: &[(String, f64)], reference: O
             .map_err(|e| anyhow!("{e}"))?;
         chart
             .draw_series(bars.iter().enumerate().map(|(i, b)| {
-                let mut r = Rectangle::new([(x0, SegmentValue::Exact(i)), (b.1, SegmentValue::Exact(i + 1))], colour(0).filled());
+                let mut r = Rectangle::new([(x0, SegmentValue::Exact(i)), (b.value, SegmentValue::Exact(i + 1))], colour(0).filled());
                 r.set_margin(3, 3, 0, 0);
                 r
+            }))
+            .map_err(|e| anyhow!("{e}"))?;
+        // Whiskers at the bar's centre line: value ± sd, with caps.
+        chart
+            .draw_series(bars.iter().enumerate().filter(|(_, b)| b.sd > 0.0).map(|(i, b)| {
+                let (lo, hi) = ((b.value - b.sd).max(x0), b.value + b.sd);
+                ErrorBar::new_horizontal(SegmentValue::CenterOf(i), lo, b.value, hi, BLACK.stroke_width(1), 8)
             }))
             .map_err(|e| anyhow!("{e}"))?;
         if let Some((v, name)) = reference {
@@ -188,4 +221,28 @@ pub fn box_plot(title: &str, x_label: &str, boxes: &[(String, crate::metrics::Ch
         root.present().map_err(|e| anyhow!("{e}"))?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_get_whiskers_and_shares_keep_a_zero_origin() {
+        let bars = |sd: f64| vec![Bar::new("a", 2.0, sd), Bar::new("b", 9.0, sd)];
+        let plain = bar_plot("t", "% of images", &bars(0.0), None).unwrap();
+        let whiskered = bar_plot("t", "% of images", &bars(3.0), None).unwrap();
+        // Each whisker marks its mean with a circle.
+        let circles = |svg: &str| svg.matches("<circle").count();
+        assert_eq!((circles(&plain), circles(&whiskered)), (0, 2));
+        // The lower whisker of "a" (2 - 3) must not pull a share's axis below zero.
+        // The lower whisker of "a" (2 - 3) must not pull a share's axis below zero...
+        let (x0, x1) = bar_axis(&bars(3.0), None);
+        assert_eq!(x0, 0.0);
+        assert!(x1 >= 12.0, "the upper whisker of b (9 + 3) is on the axis");
+        // ... but data with a negative value keeps its negative axis, and AUROC bars zoom in.
+        assert!(bar_axis(&[Bar::new("a", -2.0, 1.0), Bar::new("b", 9.0, 1.0)], None).0 < -3.0);
+        let (lo, hi) = bar_axis(&[Bar::new("a", 0.85, 0.01), Bar::new("b", 0.9, 0.01)], Some(0.88));
+        assert!(lo > 0.8 && lo < 0.84 && hi > 0.91 && hi < 1.0, "{lo} {hi}");
+    }
 }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use dermrobust_core::data::ImageSet;
 use dermrobust_core::imaging::{io::encode_png, Image};
 use dermrobust_core::report::html::HtmlReport;
-use dermrobust_core::report::plots::{bar_plot, box_plot};
+use dermrobust_core::report::plots::{bar_plot, box_plot, Bar};
 
 use super::brittleness::{Flip, ModelBrittleness, SetSummary};
 use super::suite::Suite;
@@ -62,13 +62,13 @@ pub fn write(path: &Path, title: &str, data: &str, images: usize, models: &[Mode
     let (header, rows) = summary_table(summary);
     r.table(&header, &rows);
     let sets: Vec<&SetSummary> = summary.iter().filter(|s| s.family != "original").collect();
-    r.svg(&bar_plot("P(class change)", "% of images", &sets.iter().map(|s| (s.name.clone(), 100.0 * s.p_class_change.0)).collect::<Vec<_>>(), None)?, "Share of images whose predicted class changes (mean over models).");
+    r.svg(&bar_plot("P(class change)", "% of images", &sets.iter().map(|s| Bar::new(&s.name, 100.0 * s.p_class_change.0, 100.0 * s.p_class_change.1)).collect::<Vec<_>>(), None)?, "Share of images whose predicted class changes (mean over models; whiskers: ± standard deviation).");
     if let Some(m) = models.first() {
         let boxes: Vec<(String, _)> = m.sets.iter().map(|s| (s.name.clone(), s.abs_change.clone())).chain(m.natural.iter().map(|n| ("natural pairs".to_string(), n.abs_change.clone()))).collect();
         r.svg(&box_plot("Absolute change of the true-class probability", "|Δp|", &boxes)?, &format!("Distribution per transformed set for {} (box: quartiles; whiskers: min and max; red dot: mean).", m.model));
     }
     if let Some(orig) = summary.first().and_then(|s| s.auroc) {
-        let bars: Vec<(String, f64)> = sets.iter().filter_map(|s| s.auroc.map(|a| (s.name.clone(), a.0))).collect();
+        let bars: Vec<Bar> = sets.iter().filter_map(|s| s.auroc.map(|a| Bar::new(&s.name, a.0, a.1))).collect();
         r.svg(&bar_plot("AUROC per set", "AUROC", &bars, Some((orig.0, "original")))?, "AUROC on each transformed set; the dashed line is the original test set.");
     }
     r.heading("Transformations");

@@ -3,13 +3,13 @@
 //! audit each with and without test-time augmentation, and write one table (like the paper's
 //! Fig. 2-4) as JSON and CSV, with every audit's per-image results kept beside it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use dermrobust_core::report::html::HtmlReport;
-use dermrobust_core::report::plots::bar_plot;
-use dermrobust_core::report::{write_csv, write_json};
-use serde::Serialize;
+use dermrobust_core::report::plots::{bar_plot, Bar};
+use dermrobust_core::report::{read_json, write_csv, write_json};
+use serde::{Deserialize, Serialize};
 
 use super::audit::{classifiers, run_audit, AuditImages, Tta};
 use crate::audits::brittleness::{PairOptions, SetSummary};
@@ -46,7 +46,8 @@ pub struct ExperimentArgs {
     /// natural pairs always use the whole test part).
     #[arg(long)]
     pub max_images: Option<usize>,
-    /// Reuse models already trained in OUT (an interrupted experiment continues).
+    /// Reuse models already trained in OUT, and audits already made of exactly those models with
+    /// the same data, images, suite, TTA and decision rule (an interrupted experiment continues).
     #[arg(long)]
     pub resume: bool,
     #[arg(long)]
@@ -78,6 +79,50 @@ struct ExperimentFile<'a> {
     table: &'a [TableRow],
     /// Per method: the full per-set summary (see each audit folder for per-image results).
     methods: Vec<(String, String, Vec<SetSummary>)>,
+}
+
+/// What an audit of the grid depends on. Saved beside the audit once it is complete; on
+/// `--resume` an audit whose key matches is read back instead of re-run.
+#[derive(Serialize, Deserialize, PartialEq)]
+struct AuditKey {
+    data: String,
+    /// Each model folder with the size and modification time of its weights, so a retrained
+    /// model invalidates the audit.
+    models: Vec<(PathBuf, u64, u64)>,
+    tta: bool,
+    decision: DecisionRule,
+    suite: serde_json::Value,
+    images: Vec<usize>,
+    pair_pool: usize,
+}
+
+const AUDIT_KEY_FILE: &str = "audit_key.json";
+
+impl AuditKey {
+    fn new(data: &str, models: &[PathBuf], tta: bool, decision: DecisionRule, suite: &Suite, images: &AuditImages) -> Result<Self> {
+        let models = models
+            .iter()
+            .map(|dir| {
+                let meta = std::fs::metadata(dir.join("model").join("model.bpk"))?;
+                let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                Ok((dir.clone(), meta.len(), mtime))
+            })
+            .collect::<Result<_>>()?;
+        Ok(AuditKey { data: data.to_string(), models, tta, decision, suite: serde_json::to_value(suite)?, images: images.indices.to_vec(), pair_pool: images.pair_pool.len() })
+    }
+
+    /// The summary of a finished audit in `dir` made with this key, if there is one.
+    fn saved_summary(&self, dir: &Path) -> Option<Vec<SetSummary>> {
+        #[derive(Deserialize)]
+        struct Saved {
+            summary: Vec<SetSummary>,
+        }
+        let key: AuditKey = read_json(&dir.join(AUDIT_KEY_FILE)).ok()?;
+        if key != *self {
+            return None;
+        }
+        read_json::<Saved>(&dir.join("brittleness.json")).ok().map(|s| s.summary)
+    }
 }
 
 fn method_name(variant: &str, tta: bool) -> String {
@@ -168,9 +213,25 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
             }
             for tta in if a.no_tta { vec![false] } else { vec![false, true] } {
                 let method = method_name(variant, tta);
-                let classifiers = classifiers(&models, false, tta.then_some(Tta::MARON), priors.as_deref())?;
                 let audit_dir = a.out.join("audits").join(arch.name()).join(method.replace('+', "_"));
-                let (_, summary) = run_audit(&classifiers, &AuditImages { set: &data.set, indices: &test, pair_pool: &data.test }, &suite, &PairOptions::default(), &a.config.data.to_string(), &audit_dir, quiet)?;
+                let images = AuditImages { set: &data.set, indices: &test, pair_pool: &data.test };
+                let key = AuditKey::new(&a.config.data.to_string(), &models, tta, a.decision, &suite, &images)?;
+                let summary = match a.resume.then(|| key.saved_summary(&audit_dir)).flatten() {
+                    Some(summary) => {
+                        if !quiet {
+                            eprintln!("reusing the finished audit in {}", audit_dir.display());
+                        }
+                        summary
+                    }
+                    None => {
+                        // A stale key must not vouch for an audit that is about to be replaced.
+                        let _ = std::fs::remove_file(audit_dir.join(AUDIT_KEY_FILE));
+                        let classifiers = classifiers(&models, false, tta.then_some(Tta::MARON), priors.as_deref())?;
+                        let (_, summary) = run_audit(&classifiers, &images, &suite, &PairOptions::default(), &a.config.data.to_string(), &audit_dir, quiet)?;
+                        write_json(&audit_dir.join(AUDIT_KEY_FILE), &key)?;
+                        summary
+                    }
+                };
                 table.extend(family_rows(arch.name(), &method, &summary));
                 methods.push((arch.name().to_string(), method, summary));
             }
@@ -229,9 +290,10 @@ fn write_report(a: &ExperimentArgs, table: &[TableRow], methods: &[(String, Stri
     r.heading("Method comparison");
     r.table(&header, &rows);
     for family in ["single", "combined", "natural"] {
-        let bars: Vec<(String, f64)> = table.iter().filter(|t| t.family == family).map(|t| (format!("{} {}", t.arch, t.method), 100.0 * t.p_class_change_mean)).collect();
+        let bars: Vec<Bar> = table.iter().filter(|t| t.family == family).map(|t| Bar::new(format!("{} {}", t.arch, t.method), 100.0 * t.p_class_change_mean, 100.0 * t.p_class_change_std)).collect();
         if !bars.is_empty() {
-            r.svg(&bar_plot(&format!("P(class change), {family} transformations"), "% of images", &bars, None)?, "Lower is more robust.");
+            let title = if family == "natural" { "P(class change), natural pairs".to_string() } else { format!("P(class change), {family} transformations") };
+            r.svg(&bar_plot(&title, "% of images", &bars, None)?, "Lower is more robust. Bars: mean over the sets of the family; whiskers: ± standard deviation over repeated models (averaged over the sets).");
         }
     }
     for (arch, method, summary) in methods {
