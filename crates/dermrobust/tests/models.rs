@@ -116,26 +116,70 @@ fn saved_models_load_with_identical_outputs() {
 struct Expected {
     input_shape: Vec<usize>,
     input: Vec<f32>,
+    #[serde(default)]
     logits: Vec<f32>,
+    #[serde(default)]
+    features: Vec<f32>,
+}
+
+fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn expected(name: &str) -> (Expected, Tensor<4>) {
+    let e: Expected = serde_json::from_str(&std::fs::read_to_string(fixtures().join(name)).unwrap()).unwrap();
+    let shape: [usize; 4] = e.input_shape.clone().try_into().unwrap();
+    let x = Tensor::<4>::from_data(TensorData::new(e.input.clone(), shape), &Device::flex());
+    (e, x)
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: {} values vs {}", got.len(), want.len());
+    for (g, e) in got.iter().zip(want) {
+        assert!((g - e).abs() < 1e-4 * (1.0 + e.abs()), "{what}: {got:?} vs PyTorch {want:?}");
+    }
+}
+
+/// torchvision's `vgg16_bn` layout (fixture from `tools/reference/make_torchvision_fixture.py`):
+/// after import our VGG-16 backbone gives PyTorch's feature map; the dense classifier is unused
+/// and our pooled head stays new.
+#[test]
+fn torchvision_vgg16_bn_imports_with_pytorch_features() {
+    let (e, x) = expected("tiny_vgg16_bn_expected.json");
+    let device = Device::flex();
+    let cfg = ModelConfig { width: 0.125, head: HeadKind::Linear, ..ModelConfig::new(Arch::Vgg16Gap, 3) };
+    let (model, report) = checkpoint::import_torchvision(cfg.init(&device), Arch::Vgg16Gap, &fixtures().join("tiny_vgg16_bn.safetensors")).unwrap();
+    assert!(report.missing.iter().all(|m| m.contains("head.")), "backbone parameters missing: {:?}", report.missing);
+    assert!(report.unused.iter().all(|u| u.starts_with("classifier.")), "unused: {:?}", report.unused);
+    assert_close("vgg16_bn features", &values(model.features(x)), &e.features);
+}
+
+/// torchvision's `densenet121` layout, with the parameter names of `state_dict()` and with the
+/// legacy names of its published files: PyTorch's logits after import.
+#[test]
+fn torchvision_densenet121_imports_with_pytorch_outputs() {
+    let (e, x) = expected("tiny_densenet121_expected.json");
+    let device = Device::flex();
+    for file in ["tiny_densenet121.pth", "tiny_densenet121_legacy_names.safetensors"] {
+        let cfg = ModelConfig { width: 0.25, head: HeadKind::Linear, ..ModelConfig::new(Arch::Densenet121, 3) };
+        let (model, report) = checkpoint::import_torchvision(cfg.init(&device), Arch::Densenet121, &fixtures().join(file)).unwrap();
+        assert!(report.missing.is_empty() && report.unused.is_empty(), "{file}: missing {:?}, unused {:?}", report.missing, report.unused);
+        assert_close(file, &values(model.forward(x.clone())), &e.logits);
+    }
 }
 
 /// A torchvision-layout ResNet-18 checkpoint made by `tools/reference/make_torchvision_fixture.py`
 /// (PyTorch 2.15) gives PyTorch's eval-mode logits after import, from `.pth` and `.safetensors`.
 #[test]
 fn torchvision_checkpoint_imports_with_pytorch_outputs() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let expected: Expected = serde_json::from_str(&std::fs::read_to_string(dir.join("tiny_resnet18_expected.json")).unwrap()).unwrap();
+    let (e, x) = expected("tiny_resnet18_expected.json");
+    let dir = fixtures();
     let device = Device::flex();
-    let shape: [usize; 4] = expected.input_shape.clone().try_into().unwrap();
     for file in ["tiny_resnet18.pth", "tiny_resnet18.safetensors"] {
         let cfg = ModelConfig { width: 0.125, head: HeadKind::Linear, ..ModelConfig::new(Arch::Resnet18, 3) };
         let (model, report) = checkpoint::import_torchvision(cfg.init(&device), Arch::Resnet18, &dir.join(file)).unwrap();
         assert!(report.missing.is_empty(), "{file}: missing {:?}", report.missing);
-        let x = Tensor::<4>::from_data(TensorData::new(expected.input.clone(), shape), &device);
-        let got = values(model.forward(x));
-        for (g, e) in got.iter().zip(&expected.logits) {
-            assert!((g - e).abs() < 1e-4, "{file}: logits {got:?} vs PyTorch {:?}", expected.logits);
-        }
+        assert_close(file, &values(model.forward(x.clone())), &e.logits);
     }
     // A checkpoint for another width is refused with a message, not a panic.
     let wrong = ModelConfig { width: 0.25, head: HeadKind::Linear, ..ModelConfig::new(Arch::Resnet18, 3) };

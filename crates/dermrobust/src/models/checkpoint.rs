@@ -56,11 +56,15 @@ pub fn load(path: &Path, device: &Device) -> Result<(Classifier, ModelMeta)> {
     Ok((model, meta))
 }
 
-/// How torchvision parameter names map onto ours, per architecture. (burn-store matches paths
-/// without enum variant names, so `Stage::ResStem` adds no path segment.)
-fn torchvision_key_map(arch: Arch) -> Result<Vec<(&'static str, &'static str)>> {
+/// How torchvision parameter names map onto ours, per architecture, as (regex, replacement)
+/// pairs. (burn-store matches paths without enum variant names, so `Stage::ResStem` adds no
+/// path segment.)
+fn torchvision_key_map(arch: Arch) -> Vec<(String, String)> {
+    // Our path of backbone stage `i` (stages are split into the two layer groups).
+    let stage = |i: usize| if i < arch.early_stages() { format!("body_early.{i}") } else { format!("body_late.{}", i - arch.early_stages()) };
+    let pair = |from: String, to: String| (from, to);
     match arch {
-        Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 => Ok(vec![
+        Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 => [
             (r"^conv1\.", "body_early.0.conv1."),
             (r"^bn1\.", "body_early.0.bn1."),
             (r"^layer1\.", "body_early.1.blocks."),
@@ -70,8 +74,46 @@ fn torchvision_key_map(arch: Arch) -> Result<Vec<(&'static str, &'static str)>> 
             (r"\.downsample\.0\.", ".downsample.conv."),
             (r"\.downsample\.1\.", ".downsample.bn."),
             (r"^fc\.", "head.out."),
-        ]),
-        other => bail!("importing torchvision weights is implemented for the ResNet family, not {other}"),
+        ]
+        .map(|(f, t)| pair(f.into(), t.into()))
+        .to_vec(),
+        // `vgg16_bn`: `features` is one sequence of (conv, batch norm, ReLU) x n + max-pool per
+        // stage. Its dense classifier has no counterpart in our pooled head and stays unused.
+        Arch::Vgg16Gap => {
+            let mut map = Vec::new();
+            let mut index = 0;
+            for (s, convs) in [2, 2, 3, 3, 3].into_iter().enumerate() {
+                for k in 0..convs {
+                    map.push(pair(format!(r"^features\.{index}\."), format!("{}.convs.{k}.", stage(s))));
+                    map.push(pair(format!(r"^features\.{}\.", index + 1), format!("{}.norms.{k}.", stage(s))));
+                    index += 3;
+                }
+                index += 1;
+            }
+            map
+        }
+        // `densenet121`: stem, 4 dense blocks (layers numbered from 1) with 3 transitions between
+        // them, final norm; stages in that order.
+        Arch::Densenet121 => {
+            let mut map = vec![
+                // torchvision's published weights still name `norm1` as `norm.1` (its loader renames them).
+                pair(r"^(features\.denseblock\d+\.denselayer\d+\.(?:norm|relu|conv))\.([12])\.".into(), "${1}${2}.".into()),
+                pair(r"^features\.conv0\.".into(), format!("{}.conv0.", stage(0))),
+                pair(r"^features\.norm0\.".into(), format!("{}.norm0.", stage(0))),
+            ];
+            for (b, layers) in [6, 12, 24, 16].into_iter().enumerate() {
+                let block_stage = 1 + 2 * b;
+                for l in 1..=layers {
+                    map.push(pair(format!(r"^features\.denseblock{}\.denselayer{l}\.", b + 1), format!("{}.layers.{}.", stage(block_stage), l - 1)));
+                }
+                if b < 3 {
+                    map.push(pair(format!(r"^features\.transition{}\.", b + 1), format!("{}.", stage(block_stage + 1))));
+                }
+            }
+            map.push(pair(r"^features\.norm5\.".into(), format!("{}.norm5.", stage(8))));
+            map.push(pair(r"^classifier\.".into(), "head.out.".into()));
+            map
+        }
     }
 }
 
@@ -89,18 +131,18 @@ pub struct ImportReport {
 /// skipped (a new head for other classes).
 pub fn import_torchvision(model: Classifier, arch: Arch, path: &Path) -> Result<(Classifier, ImportReport)> {
     let mut model = model;
-    let map = torchvision_key_map(arch)?;
+    let map = torchvision_key_map(arch);
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     let result = if is_safetensors {
         let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).skip_enum_variants(true).allow_partial(true);
         for (from, to) in &map {
-            store = store.with_key_remapping(*from, *to);
+            store = store.with_key_remapping(from, to.as_str());
         }
         model.load_from(&mut store).map_err(|e| format!("{e:?}"))
     } else {
         let mut store = PytorchStore::from_file(path).skip_enum_variants(true).allow_partial(true).map_indices_contiguous(false);
         for (from, to) in &map {
-            store = store.with_key_remapping(*from, *to);
+            store = store.with_key_remapping(from, to.as_str());
         }
         model.load_from(&mut store).map_err(|e| format!("{e:?}"))
     }

@@ -8,14 +8,20 @@ use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
 
-/// A bias-free convolution followed by batch normalisation (torchvision's layout).
+/// A bias-free "same" convolution, as torchvision's ResNet and DenseNet put before a batch norm.
 pub fn conv(c_in: usize, c_out: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
+    conv_config(c_in, c_out, kernel, stride).with_bias(false).init(device)
+}
+
+/// The same with a bias, as torchvision's `vgg16_bn` has (redundant before batch norm, kept so
+/// its weights import exactly).
+pub fn conv_with_bias(c_in: usize, c_out: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
+    conv_config(c_in, c_out, kernel, stride).with_bias(true).init(device)
+}
+
+fn conv_config(c_in: usize, c_out: usize, kernel: usize, stride: usize) -> Conv2dConfig {
     let p = kernel / 2;
-    Conv2dConfig::new([c_in, c_out], [kernel, kernel])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-        .with_bias(false)
-        .init(device)
+    Conv2dConfig::new([c_in, c_out], [kernel, kernel]).with_stride([stride, stride]).with_padding(PaddingConfig2d::Explicit(p, p, p, p))
 }
 
 pub fn bn(channels: usize, device: &Device) -> Option<BatchNorm> {

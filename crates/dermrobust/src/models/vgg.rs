@@ -1,4 +1,4 @@
-//! VGG-16 with batch normalisation, its dense layers replaced by global pooling (VGG-16-GAP, as
+//! VGG-16 with batch normalisation (torchvision's `vgg16_bn` layout), its dense layers replaced by global pooling (VGG-16-GAP, as
 //! in Yan et al. 2019), optionally anti-aliased (max-pool stride 1 + blur-pool).
 
 use burn::nn::conv::Conv2d;
@@ -7,7 +7,7 @@ use burn::nn::BatchNorm;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::layers::{bn, conv, conv_bn, fold, BlurPool};
+use super::layers::{bn, conv_bn, conv_with_bias, fold, BlurPool};
 use super::Stage;
 
 #[derive(Module, Debug)]
@@ -50,7 +50,7 @@ pub fn build(width: f64, anti_alias: bool, device: &Device) -> (Vec<Stage>, usiz
         let mut convs = Vec::new();
         let mut norms = Vec::new();
         for _ in 0..n {
-            convs.push(conv(c_in, c_out, 3, 1, device));
+            convs.push(conv_with_bias(c_in, c_out, 3, 1, device));
             norms.push(bn(c_out, device));
             c_in = c_out;
         }

@@ -97,7 +97,8 @@ pub struct TrainConfig {
     /// Anti-aliased model (blur-pool before every subsampling).
     #[arg(long, default_value_t = false)]
     pub anti_alias: bool,
-    /// Start from torchvision-layout weights (.pth or .safetensors; ResNet family).
+    /// Start from torchvision-layout weights (.pth or .safetensors): resnet18/34/50, vgg16_bn (for
+    /// vgg16-gap; its dense classifier is not used) or densenet121, at the same width.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
 
