@@ -5,7 +5,7 @@ use anyhow::Result;
 use dermrobust::audits::brittleness::{audit, natural_pairs, PairOptions};
 use dermrobust::audits::suite::{Suite, TransformSet};
 use dermrobust::audits::brittleness::performance;
-use dermrobust::evaluation::{argmax, class_shares, maron_tta_views, ImageClassifier, PriorCorrected, TrainedModel, WithTta};
+use dermrobust::evaluation::{argmax, class_shares, dihedral_views, flip_views, maron_tta_views, ImageClassifier, PriorCorrected, TrainedModel, TtaViews, WithTta};
 use dermrobust_core::data::ImageSet;
 use dermrobust_core::imaging::{BorderFill, Image, ImageOp};
 
@@ -124,12 +124,12 @@ fn natural_pairs_stay_within_lesions_and_groups() {
     assert_eq!(sub.result.forward_passes, 2 * few.len() + (set.len() - few.len()));
 }
 
-#[test]
-fn tta_of_flip_and_crop_invariant_images_changes_nothing() {
-    // Uniform images look the same in every TTA view, so TTA must return the plain prediction.
+/// An untrained (randomly initialised) ResNet-18 at 1/8 width on 32x32 images: not invariant
+/// to anything, which is what the TTA tests need.
+fn random_resnet() -> TrainedModel {
     let device = burn::prelude::Device::flex();
     let cfg = dermrobust::models::ModelConfig { width: 0.125, ..dermrobust::models::ModelConfig::new(dermrobust::models::Arch::Resnet18, 3) };
-    let model = TrainedModel {
+    TrainedModel {
         model: cfg.init(&device),
         meta: dermrobust::models::checkpoint::ModelMeta {
             config: cfg,
@@ -139,7 +139,70 @@ fn tta_of_flip_and_crop_invariant_images_changes_nothing() {
         },
         device,
         batch_size: 8,
-    };
+    }
+}
+
+/// A 32x32 image with no symmetry: a bright off-centre blob on a horizontal colour ramp.
+fn asymmetric_image() -> Image {
+    let mut img = Image::filled(3, 32, 32, 0.0);
+    for y in 0..32 {
+        for x in 0..32 {
+            let blob = if (4..14).contains(&x) && (6..11).contains(&y) { 0.6 } else { 0.0 };
+            for c in 0..3 {
+                img.set(c, x, y, 0.1 + 0.02 * x as f32 * (c + 1) as f32 / 3.0 + blob);
+            }
+        }
+    }
+    img
+}
+
+fn max_difference(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn tta_over_a_symmetry_group_is_invariant_to_that_group() {
+    // Averaging over a group of views makes the prediction invariant to every member of the
+    // group: TTA(g x) = TTA(x). The plain model is not, which shows the check can fail.
+    let x = asymmetric_image();
+    let rot90 = ImageOp::Rotate { degrees: 90.0, fill: Default::default() };
+    let transformed = |op: &ImageOp| vec![op.apply(&x).unwrap()];
+    let model = random_resnet();
+    let plain = model.predict(std::slice::from_ref(&x)).unwrap();
+    assert!(max_difference(&plain, &model.predict(&transformed(&rot90)).unwrap()) > 1e-4, "the random model happens to be rotation-invariant");
+    let dihedral = WithTta { inner: model, views: dihedral_views(), original_weight: 0.0 };
+    assert_eq!(dihedral.views(), 8);
+    let tta = dihedral.predict(std::slice::from_ref(&x)).unwrap();
+    for g in [rot90.clone(), ImageOp::FlipHorizontal, ImageOp::FlipVertical, ImageOp::Rotate { degrees: 270.0, fill: Default::default() }] {
+        let d = max_difference(&tta, &dihedral.predict(&transformed(&g)).unwrap());
+        assert!(d < 1e-5, "dihedral TTA changed by {d} under {}", g.label());
+    }
+    let flips = WithTta { inner: dihedral.inner, views: flip_views(), original_weight: 0.0 };
+    let tta = flips.predict(std::slice::from_ref(&x)).unwrap();
+    assert!(max_difference(&tta, &flips.predict(&transformed(&ImageOp::FlipVertical)).unwrap()) < 1e-5);
+    // Flips are not a group containing the quarter turn.
+    assert!(max_difference(&tta, &flips.predict(&transformed(&rot90)).unwrap()) > 1e-4);
+}
+
+#[test]
+fn tta_view_sets_by_name_or_file() {
+    assert_eq!("maron".parse::<TtaViews>().unwrap().views(0.74).unwrap(), maron_tta_views(0.74));
+    assert_eq!("flips".parse::<TtaViews>().unwrap().views(0.74).unwrap().len(), 4);
+    assert!("mirror".parse::<TtaViews>().unwrap_err().contains("unknown view set"));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("views.toml");
+    std::fs::write(&file, "[[view]]\nop = \"flip_horizontal\"\n\n[[view]]\nop = \"rotate\"\ndegrees = 90\n").unwrap();
+    let views = TtaViews::File(file.clone()).views(0.74).unwrap();
+    assert_eq!(views, vec![ImageOp::FlipHorizontal, ImageOp::Rotate { degrees: 90.0, fill: Default::default() }]);
+    std::fs::write(&file, "[[view]]\nop = \"spin\"\n").unwrap();
+    let err = format!("{:#}", TtaViews::File(file.clone()).views(0.74).unwrap_err());
+    assert!(err.contains("views.toml") && err.contains("spin"), "{err}");
+}
+
+#[test]
+fn tta_of_flip_and_crop_invariant_images_changes_nothing() {
+    // Uniform images look the same in every TTA view, so TTA must return the plain prediction.
+    let model = random_resnet();
     let images: Vec<Image> = (0..5).map(|i| {
         let mut img = Image::filled(3, 32, 32, 0.0);
         for c in 0..3 {

@@ -13,7 +13,8 @@ use serde::Serialize;
 use crate::audits::brittleness::{self, natural_pairs, AuditOutput, ModelBrittleness, PairOptions, SetSummary};
 use crate::audits::report;
 use crate::audits::suite::Suite;
-use crate::evaluation::{class_shares, maron_tta_views, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
+use super::Tta;
+use crate::evaluation::{class_shares, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
 use crate::training::trainer::resolve_model_path;
 
 #[derive(clap::Args, Clone)]
@@ -25,16 +26,8 @@ pub struct BrittlenessArgs {
     /// Audit the ensemble (mean probability) of all --model instead of each one.
     #[arg(long)]
     pub ensemble: bool,
-    /// Test-time augmentation: Maron's 8 views (horizontal flip x zoom into the 4 corners),
-    /// blended with the unmodified image as fastai does.
-    #[arg(long)]
-    pub tta: bool,
-    /// Side of the corner crops of the TTA views (fastai: 1/1.35).
-    #[arg(long, default_value_t = MARON_TTA_SCALE)]
-    pub tta_scale: f32,
-    /// Weight of the unmodified image in the TTA blend (fastai: 0.4; 0 = plain mean of views).
-    #[arg(long, default_value_t = FASTAI_TTA_BETA)]
-    pub tta_original_weight: f32,
+    #[command(flatten)]
+    pub tta: super::TtaArgs,
     #[command(flatten)]
     pub data: super::ModelDataArgs,
     /// Transformation suite (TOML, `[[set]]` tables). Default: the documented built-in suite.
@@ -85,23 +78,12 @@ fn read_groups(path: &Path) -> Result<HashMap<String, String>> {
     Ok(out)
 }
 
-/// Test-time augmentation settings: corner-crop scale and weight of the unmodified image.
-#[derive(Clone, Copy, Debug)]
-pub struct Tta {
-    pub scale: f32,
-    pub original_weight: f32,
-}
-
-impl Tta {
-    pub const MARON: Tta = Tta { scale: MARON_TTA_SCALE, original_weight: FASTAI_TTA_BETA };
-}
-
 /// Load the models as classifiers (each, or one ensemble), with TTA if asked, and corrected to
 /// equal class priors when `priors` (training class shares) are given.
-pub fn classifiers(models: &[PathBuf], ensemble: bool, tta: Option<Tta>, priors: Option<&[f32]>) -> Result<Vec<Box<dyn ImageClassifier>>> {
+pub fn classifiers(models: &[PathBuf], ensemble: bool, tta: Option<&Tta>, priors: Option<&[f32]>) -> Result<Vec<Box<dyn ImageClassifier>>> {
     let wrap = |m: Box<dyn ImageClassifier>| -> Result<Box<dyn ImageClassifier>> {
-        let m: Box<dyn ImageClassifier> = match tta {
-            Some(t) => Box::new(WithTta { inner: m, views: maron_tta_views(t.scale), original_weight: t.original_weight }),
+        let m = match tta {
+            Some(t) => t.wrap(m),
             None => m,
         };
         Ok(match priors {
@@ -179,7 +161,7 @@ pub fn run(a: &BrittlenessArgs, quiet: bool) -> Result<()> {
         None => Suite::default_suite(),
     };
     let (set, part, indices, priors) = audit_data(a, quiet)?;
-    let classifiers = classifiers(&a.models, a.ensemble, a.tta.then_some(Tta { scale: a.tta_scale, original_weight: a.tta_original_weight }), priors.as_deref())?;
+    let classifiers = classifiers(&a.models, a.ensemble, a.tta.chosen()?.as_ref(), priors.as_deref())?;
     let pair_opts = PairOptions {
         similarity_groups: a.similarity_groups.as_deref().map(read_groups).transpose()?,
         max_hash_distance: a.max_hash_distance,

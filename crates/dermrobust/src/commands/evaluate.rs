@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use dermrobust_core::report::write_json;
 
-use crate::evaluation::{self, ImageClassifier, TrainedModel, WithTta};
+use crate::evaluation::{self, ImageClassifier, TrainedModel};
 use crate::training::trainer::resolve_model_path;
 
 #[derive(clap::Args)]
@@ -15,10 +15,8 @@ pub struct EvaluateArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub data: super::ModelDataArgs,
-    /// Test-time augmentation as Maron et al. (fastai): 8 views (flip x zoom 1.35 into each
-    /// corner), blended 0.6/0.4 with the unmodified image.
-    #[arg(long)]
-    pub tta: bool,
+    #[command(flatten)]
+    pub tta: super::TtaArgs,
     /// Output folder for metrics.json and predictions.csv.
     #[arg(long)]
     pub out: PathBuf,
@@ -31,7 +29,10 @@ pub struct EvaluateArgs {
 pub fn run(a: &EvaluateArgs, quiet: bool) -> Result<()> {
     let model = TrainedModel::load(&resolve_model_path(&a.model))?;
     let (set, indices) = evaluation::model_data(&model, &a.data.data, a.data.split_for(&a.model).as_deref(), &a.data.part, a.skip_bad, quiet)?;
-    let classifier: Box<dyn ImageClassifier> = if a.tta { Box::new(WithTta::maron(model)) } else { Box::new(model) };
+    let classifier: Box<dyn ImageClassifier> = match a.tta.chosen()? {
+        Some(tta) => tta.wrap(Box::new(model)),
+        None => Box::new(model),
+    };
     let probs = evaluation::predict_set(classifier.as_ref(), &set, &indices, quiet)?;
     let labels: Vec<usize> = indices.iter().map(|&i| set.labels[i]).collect();
     let metrics = evaluation::evaluate(&labels, &probs, &set.classes, a.seed)?;

@@ -11,7 +11,8 @@ use dermrobust_core::report::plots::{bar_plot, Bar};
 use dermrobust_core::report::{read_json, write_csv, write_json};
 use serde::{Deserialize, Serialize};
 
-use super::audit::{classifiers, run_audit, AuditImages, Tta};
+use super::audit::{classifiers, run_audit, AuditImages};
+use super::Tta;
 use crate::audits::brittleness::{PairOptions, SetSummary};
 use crate::audits::report::summary_table;
 use crate::audits::suite::Suite;
@@ -226,7 +227,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
                     None => {
                         // A stale key must not vouch for an audit that is about to be replaced.
                         let _ = std::fs::remove_file(audit_dir.join(AUDIT_KEY_FILE));
-                        let classifiers = classifiers(&models, false, tta.then_some(Tta::MARON), priors.as_deref())?;
+                        let classifiers = classifiers(&models, false, tta.then(Tta::maron).as_ref(), priors.as_deref())?;
                         let (_, summary) = run_audit(&classifiers, &images, &suite, &PairOptions::default(), &a.config.data.to_string(), &audit_dir, quiet)?;
                         write_json(&audit_dir.join(AUDIT_KEY_FILE), &key)?;
                         summary

@@ -7,8 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use dermrobust_core::imaging::{Image, ImageOp};
-use rayon::prelude::*;
+use dermrobust_core::imaging::Image;
 
 use crate::models::checkpoint::{self, ModelMeta};
 use crate::models::{normalise, Classifier};
@@ -99,80 +98,6 @@ impl ImageClassifier for TrainedModel {
     fn describe(&self) -> String {
         let c = &self.meta.config;
         format!("{}{} x{} ({} classes)", c.arch, if c.anti_alias { " anti-aliased" } else { "" }, c.width, c.num_classes)
-    }
-}
-
-/// Side of fastai's TTA corner crops (a zoom of 1.35 into each corner).
-pub const MARON_TTA_SCALE: f32 = 1.0 / 1.35;
-/// fastai's `Learner.TTA(beta=0.4)` weight of the unmodified image, which Maron et al. used.
-pub const FASTAI_TTA_BETA: f32 = 0.4;
-
-/// Test-time augmentation: the mean probability over deterministic views of each image,
-/// optionally blended with the prediction on the unmodified image.
-pub struct WithTta<C: ImageClassifier> {
-    pub inner: C,
-    pub views: Vec<ImageOp>,
-    /// Weight of the unmodified image's prediction: `w * p(x) + (1 - w) * mean(p(views))`;
-    /// 0 is the plain mean of the views.
-    pub original_weight: f32,
-}
-
-impl<C: ImageClassifier> WithTta<C> {
-    /// Maron et al.'s TTA as fastai computes it: 8 flip x corner-zoom views, blended 0.6/0.4
-    /// with the unmodified image.
-    pub fn maron(inner: C) -> Self {
-        WithTta { inner, views: maron_tta_views(MARON_TTA_SCALE), original_weight: FASTAI_TTA_BETA }
-    }
-}
-
-/// Maron et al.'s 8 views (fastai TTA): no flip / horizontal flip x zoom into each of the 4
-/// corners (a crop of `scale` of each side, resized back).
-pub fn maron_tta_views(scale: f32) -> Vec<ImageOp> {
-    let mut views = Vec::new();
-    for flip in [false, true] {
-        for anchor in dermrobust_core::imaging::Anchor::CORNERS {
-            let crop = ImageOp::Crop { anchor, scale };
-            views.push(if flip { ImageOp::Sequence { ops: vec![ImageOp::FlipHorizontal, crop] } } else { crop });
-        }
-    }
-    views
-}
-
-impl<C: ImageClassifier> ImageClassifier for WithTta<C> {
-    fn classes(&self) -> &[String] {
-        self.inner.classes()
-    }
-
-    fn input_size(&self) -> usize {
-        self.inner.input_size()
-    }
-
-    fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
-        let mut sum: Vec<Vec<f32>> = vec![vec![0.0; self.classes().len()]; images.len()];
-        for view in &self.views {
-            let viewed: Vec<Image> = images.par_iter().map(|img| view.apply(img)).collect::<Result<_>>()?;
-            for (acc, p) in sum.iter_mut().zip(self.inner.predict(&viewed)?) {
-                acc.iter_mut().zip(p).for_each(|(a, v)| *a += v);
-            }
-        }
-        let n = self.views.len().max(1) as f32;
-        let mut mean: Vec<Vec<f32>> = sum.into_iter().map(|v| v.into_iter().map(|x| x / n).collect()).collect();
-        if self.original_weight > 0.0 {
-            let w = self.original_weight;
-            for (m, p) in mean.iter_mut().zip(self.inner.predict(images)?) {
-                m.iter_mut().zip(p).for_each(|(a, o)| *a = w * o + (1.0 - w) * *a);
-            }
-        }
-        Ok(mean)
-    }
-
-    fn describe(&self) -> String {
-        let blend = if self.original_weight > 0.0 { format!(", original weighted {}", self.original_weight) } else { String::new() };
-        format!("{} + TTA ({} views{blend})", self.inner.describe(), self.views.len())
-    }
-
-    fn views(&self) -> usize {
-        self.inner.views() * (self.views.len() + usize::from(self.original_weight > 0.0))
     }
 }
 

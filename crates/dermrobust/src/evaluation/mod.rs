@@ -3,6 +3,7 @@
 
 pub mod classifier;
 pub mod metrics;
+pub mod tta;
 
 use std::path::Path;
 
@@ -10,7 +11,8 @@ use anyhow::Result;
 use dermrobust_core::data::{default_cache_dir, DataSpec, Dataset, ImageSet, LoadOptions, Split};
 use dermrobust_core::imaging::Image;
 
-pub use classifier::{class_shares, maron_tta_views, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
+pub use classifier::{class_shares, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
+pub use tta::{dihedral_views, flip_views, maron_tta_views, TtaViews, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
 pub use metrics::{argmax, evaluate, EvalMetrics};
 
 /// The images a model is evaluated or audited on: `data` read with the model's label scheme and
