@@ -114,6 +114,8 @@ fn experiment_grid_writes_one_table() {
     assert!(out.join("audits/resnet18/ADA_AAM_TTA/brittleness_per_image.csv").is_file());
     assert!(out.join("models/resnet18/ada+aam/run1/model/model.json").is_file());
     assert!(std::fs::read_to_string(out.join("report.html")).unwrap().contains("Method comparison"));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("experiment.json")).unwrap()).unwrap();
+    assert_eq!((json["tta"]["views"].as_array().unwrap().len(), json["tta"]["original_weight"].as_f64().unwrap()), (8, 0.4), "Maron's TTA by default");
     // --resume reuses the trained models; their audits are made again because the decision rule
     // changed (balanced), and a second identical --resume reuses those audits as well.
     let weights = out.join("models/resnet18/baseline/run0/model/model.bpk");

@@ -123,6 +123,7 @@ impl ImageOp {
             ImageOp::GaussianBlur { sigma } => format!("blur({sigma})"),
             ImageOp::GaussianNoise { std, .. } => format!("noise({std})"),
             ImageOp::Jpeg { quality } => format!("jpeg({quality})"),
+            ImageOp::Sequence { ops } if ops.is_empty() => "identity".into(),
             ImageOp::Sequence { ops } => ops.iter().map(ImageOp::label).collect::<Vec<_>>().join("+"),
         }
     }

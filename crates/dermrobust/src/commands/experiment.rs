@@ -37,6 +37,9 @@ pub struct ExperimentArgs {
     /// Do not also audit every model with test-time augmentation.
     #[arg(long)]
     pub no_tta: bool,
+    /// The TTA of the "+TTA" methods (default: Maron's).
+    #[command(flatten)]
+    pub tta: super::TtaViewArgs,
     /// Transformation suite (TOML); default: the built-in suite.
     #[arg(long)]
     pub suite: Option<PathBuf>,
@@ -77,6 +80,8 @@ struct ExperimentFile<'a> {
     test_images: usize,
     repeats: usize,
     decision: DecisionRule,
+    /// The TTA of the "+TTA" methods.
+    tta: &'a Tta,
     table: &'a [TableRow],
     /// Per method: the full per-set summary (see each audit folder for per-image results).
     methods: Vec<(String, String, Vec<SetSummary>)>,
@@ -90,7 +95,7 @@ struct AuditKey {
     /// Each model folder with the size and modification time of its weights, so a retrained
     /// model invalidates the audit.
     models: Vec<(PathBuf, u64, u64)>,
-    tta: bool,
+    tta: Option<serde_json::Value>,
     decision: DecisionRule,
     suite: serde_json::Value,
     images: Vec<usize>,
@@ -100,7 +105,7 @@ struct AuditKey {
 const AUDIT_KEY_FILE: &str = "audit_key.json";
 
 impl AuditKey {
-    fn new(data: &str, models: &[PathBuf], tta: bool, decision: DecisionRule, suite: &Suite, images: &AuditImages) -> Result<Self> {
+    fn new(data: &str, models: &[PathBuf], tta: Option<&Tta>, decision: DecisionRule, suite: &Suite, images: &AuditImages) -> Result<Self> {
         let models = models
             .iter()
             .map(|dir| {
@@ -109,7 +114,7 @@ impl AuditKey {
                 Ok((dir.clone(), meta.len(), mtime))
             })
             .collect::<Result<_>>()?;
-        Ok(AuditKey { data: data.to_string(), models, tta, decision, suite: serde_json::to_value(suite)?, images: images.indices.to_vec(), pair_pool: images.pair_pool.len() })
+        Ok(AuditKey { data: data.to_string(), models, tta: tta.map(serde_json::to_value).transpose()?, decision, suite: serde_json::to_value(suite)?, images: images.indices.to_vec(), pair_pool: images.pair_pool.len() })
     }
 
     /// The summary of a finished audit in `dir` made with this key, if there is one.
@@ -188,6 +193,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
         DecisionRule::Argmax => None,
         DecisionRule::Balanced => Some(class_shares(&data.set.labels, &data.train, data.set.num_classes())?),
     };
+    let tta_choice = a.tta.tta()?;
     let mut table = Vec::new();
     let mut methods = Vec::new();
     for arch in &a.archs {
@@ -216,7 +222,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
                 let method = method_name(variant, tta);
                 let audit_dir = a.out.join("audits").join(arch.name()).join(method.replace('+', "_"));
                 let images = AuditImages { set: &data.set, indices: &test, pair_pool: &data.test };
-                let key = AuditKey::new(&a.config.data.to_string(), &models, tta, a.decision, &suite, &images)?;
+                let key = AuditKey::new(&a.config.data.to_string(), &models, tta.then_some(&tta_choice), a.decision, &suite, &images)?;
                 let summary = match a.resume.then(|| key.saved_summary(&audit_dir)).flatten() {
                     Some(summary) => {
                         if !quiet {
@@ -227,7 +233,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
                     None => {
                         // A stale key must not vouch for an audit that is about to be replaced.
                         let _ = std::fs::remove_file(audit_dir.join(AUDIT_KEY_FILE));
-                        let classifiers = classifiers(&models, false, tta.then(Tta::maron).as_ref(), priors.as_deref())?;
+                        let classifiers = classifiers(&models, false, tta.then_some(&tta_choice), priors.as_deref())?;
                         let (_, summary) = run_audit(&classifiers, &images, &suite, &PairOptions::default(), &a.config.data.to_string(), &audit_dir, quiet)?;
                         write_json(&audit_dir.join(AUDIT_KEY_FILE), &key)?;
                         summary
@@ -241,9 +247,9 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
     write_csv(&a.out.join("experiment.csv"), &table)?;
     write_json(
         &a.out.join("experiment.json"),
-        &ExperimentFile { data: a.config.data.to_string(), test_images: test.len(), repeats: a.config.repeats.max(1), decision: a.decision, table: &table, methods: methods.clone() },
+        &ExperimentFile { data: a.config.data.to_string(), test_images: test.len(), repeats: a.config.repeats.max(1), decision: a.decision, tta: &tta_choice, table: &table, methods: methods.clone() },
     )?;
-    write_report(a, &table, &methods, test.len())?;
+    write_report(a, &tta_choice, &table, &methods, test.len())?;
     println!("{:<12} {:<16} {:<9} {:>18} {:>18} {:>16}", "arch", "method", "family", "P(change) %", "abs change %", "AUROC");
     for r in &table {
         println!(
@@ -262,13 +268,14 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn write_report(a: &ExperimentArgs, table: &[TableRow], methods: &[(String, String, Vec<SetSummary>)], images: usize) -> Result<()> {
+fn write_report(a: &ExperimentArgs, tta: &Tta, table: &[TableRow], methods: &[(String, String, Vec<SetSummary>)], images: usize) -> Result<()> {
     let mut r = HtmlReport::new("Brittleness experiment (Maron et al. 2021 grid)");
     r.paragraph(&format!(
-        "Data: {}; {} test images; {} model(s) per cell. ADA = additional (strong) data augmentation in training, AAM = anti-aliased model, TTA = test-time augmentation with 8 views (flip x corner zoom 1.35) blended 0.6/0.4 with the unmodified image, as fastai's TTA that Maron et al. used. Values are means over the sets of a family of the per-set mean ± standard deviation over models. Decisions: {}.",
+        "Data: {}; {} test images; {} model(s) per cell. ADA = additional (strong) data augmentation in training, AAM = anti-aliased model, TTA = {}. Values are means over the sets of a family of the per-set mean ± standard deviation over models. Decisions: {}.",
         a.config.data,
         images,
         a.config.repeats.max(1),
+        tta.description(),
         match a.decision {
             DecisionRule::Argmax => "the most probable class",
             DecisionRule::Balanced => "the most probable class after correcting the probabilities to equal class priors (training class shares)",

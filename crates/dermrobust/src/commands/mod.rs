@@ -47,9 +47,16 @@ pub struct TtaArgs {
     /// (default: Maron et al.'s, as fastai computes it).
     #[arg(long)]
     pub tta: bool,
-    /// The views: `maron` (8: no/horizontal flip x zoom into each of the 4 corners), `flips` (4),
-    /// `dihedral` (8: rotations by 0/90/180/270 degrees x no/horizontal flip), or a TOML file of
-    /// `[[view]]` tables, each an image operation (e.g. `op = "rotate"`, `degrees = 90`).
+    #[command(flatten)]
+    pub how: TtaViewArgs,
+}
+
+/// Which TTA (shared by `evaluate`, `audit` and `experiment`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TtaViewArgs {
+    /// The TTA views: `maron` (8: no/horizontal flip x zoom into each of the 4 corners), `flips`
+    /// (4), `dihedral` (8: rotations by 0/90/180/270 degrees x no/horizontal flip), or a TOML file
+    /// of `[[view]]` tables, each an image operation (e.g. `op = "rotate"`, `degrees = 90`).
     #[arg(long, default_value = "maron")]
     pub tta_views: TtaViews,
     /// Side of the corner crops of the `maron` views (fastai: 1/1.35).
@@ -61,16 +68,25 @@ pub struct TtaArgs {
 }
 
 /// A chosen TTA: the views and the weight of the unmodified image.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Tta {
     pub views: Vec<dermrobust_core::imaging::ImageOp>,
     pub original_weight: f32,
 }
 
 impl Tta {
-    /// Maron et al.'s TTA (fastai's): 8 flip x corner-zoom views, blended 0.6/0.4.
-    pub fn maron() -> Self {
-        Tta { views: crate::evaluation::maron_tta_views(MARON_TTA_SCALE), original_weight: FASTAI_TTA_BETA }
+    /// One sentence for reports.
+    pub fn description(&self) -> String {
+        let what = if self.views == crate::evaluation::maron_tta_views(MARON_TTA_SCALE) {
+            "Maron et al.'s 8 views (no/horizontal flip x zoom 1.35 into each corner)".to_string()
+        } else {
+            format!("{} views ({})", self.views.len(), self.views.iter().map(|v| v.label()).collect::<Vec<_>>().join(", "))
+        };
+        match self.original_weight {
+            w if w == FASTAI_TTA_BETA => format!("test-time augmentation over {what}, blended 0.6/0.4 with the unmodified image as fastai does"),
+            w if w == 0.0 => format!("test-time augmentation: the mean over {what}"),
+            w => format!("test-time augmentation over {what}, the unmodified image weighted {w}"),
+        }
     }
 
     pub fn wrap(&self, inner: Box<dyn ImageClassifier>) -> Box<dyn ImageClassifier> {
@@ -78,15 +94,19 @@ impl Tta {
     }
 }
 
-impl TtaArgs {
-    /// The TTA asked for, if any (a bad views file is an error naming it).
-    pub fn chosen(&self) -> Result<Option<Tta>> {
-        if !self.tta {
-            return Ok(None);
-        }
+impl TtaViewArgs {
+    /// The TTA these options describe (a bad views file is an error naming it).
+    pub fn tta(&self) -> Result<Tta> {
         if !(0.0..=1.0).contains(&self.tta_original_weight) {
             anyhow::bail!("--tta-original-weight must be between 0 and 1, not {}", self.tta_original_weight);
         }
-        Ok(Some(Tta { views: self.tta_views.views(self.tta_scale)?, original_weight: self.tta_original_weight }))
+        Ok(Tta { views: self.tta_views.views(self.tta_scale)?, original_weight: self.tta_original_weight })
+    }
+}
+
+impl TtaArgs {
+    /// The TTA asked for, if any.
+    pub fn chosen(&self) -> Result<Option<Tta>> {
+        if self.tta { self.how.tta().map(Some) } else { Ok(None) }
     }
 }
