@@ -122,13 +122,8 @@ def vgg_and_densenet(out):
 def main(out):
     torch.manual_seed(0)
     model = TinyResNet18()
+    randomise_batch_norm(model)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
         model.fc.weight.uniform_(-2.0, 2.0)
     model.eval()
     x = torch.rand(2, 3, 64, 64)
