@@ -4,7 +4,8 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use super::labels::LabelScheme;
-use super::sources::{read_records, Record};
+use super::record::Record;
+use super::sources::read_records;
 use super::spec::DataSpec;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

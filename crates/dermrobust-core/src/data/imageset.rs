@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::dataset::Dataset;
-use super::sources::ImageSource;
+use super::record::ImageSource;
 use crate::imaging::{io, Image};
 
 /// Bump when the cache format or preprocessing code changes meaning.

@@ -5,32 +5,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
-
 use super::labels::canonical_dx;
 use super::spec::DataSpec;
-
-/// Where the pixels of a record come from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum ImageSource {
-    File(PathBuf),
-    /// The `photo`-th photograph of synthetic lesion `lesion`.
-    Synthetic { lesion: usize, photo: usize },
-}
-
-/// One photograph: its id, diagnosis, lesion (group) and files.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub id: String,
-    /// Canonical diagnosis code (see [`super::labels`]).
-    pub dx: String,
-    /// The lesion this photograph shows; photographs of one lesion never cross splits.
-    pub group: String,
-    pub source: ImageSource,
-    pub mask: Option<PathBuf>,
-    /// `file:line` this record came from, for error messages.
-    pub origin: String,
-}
+// Re-exported so that `data::sources::{ImageSource, Record}` keeps working.
+pub use super::record::{ImageSource, Record};
 
 /// Read the records a spec describes. Missing image files are an error naming the CSV line.
 pub fn read_records(spec: &DataSpec) -> Result<Vec<Record>> {

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::synth::SyntheticConfig;
+// Only the configuration module: specs do not depend on the generator.
+use crate::synth::config::SyntheticConfig;
 
 /// Help text shown by every command that takes `--data`.
 pub const DATA_SPEC_HELP: &str = "\

@@ -5,7 +5,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::noise;
-use super::SyntheticConfig;
+use super::config::SyntheticConfig;
 use crate::imaging::Image;
 
 const LIGHT_BROWN: [f32; 3] = [0.62, 0.43, 0.31];
