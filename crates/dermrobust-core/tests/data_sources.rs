@@ -258,3 +258,60 @@ fn cache_returns_identical_pixels_without_decoding() {
     let (_, rc) = ImageSet::load(&ds, &Preprocess { size: 10, centre_crop: None }, &opts).unwrap_or_else(|_| panic!("decode"));
     assert!(!rc.from_cache);
 }
+
+/// JPEG bytes of a smooth synthetic photograph (big enough that half of it is mid-scan).
+fn jpeg_bytes(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, ((x + y) % 256) as u8]));
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&img).unwrap();
+    bytes
+}
+
+#[test]
+fn truncated_jpeg_is_an_error_naming_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = jpeg_bytes(96, 80);
+    let whole = tmp.path().join("whole.jpg");
+    let half = tmp.path().join("half.jpg");
+    let padded = tmp.path().join("padded.jpg");
+    std::fs::write(&whole, &bytes).unwrap();
+    std::fs::write(&half, &bytes[..bytes.len() / 2]).unwrap();
+    let mut with_padding = bytes.clone();
+    with_padding.extend_from_slice(&[0u8; 64]);
+    std::fs::write(&padded, &with_padding).unwrap();
+
+    let img = read_rgb(&whole).unwrap();
+    assert_eq!((img.width, img.height), (96, 80));
+    // Trailing zeros after the end-of-image marker are harmless.
+    assert_eq!(read_rgb(&padded).unwrap(), img);
+    let err = format!("{:#}", read_rgb(&half).unwrap_err());
+    assert!(err.contains("half.jpg") && err.contains("truncated"), "{err}");
+    // A mask stored as a truncated JPEG is refused the same way.
+    assert!(format!("{:#}", read_mask(&half).unwrap_err()).contains("half.jpg"));
+    // The check itself, on bytes.
+    assert!(dermrobust_core::imaging::io::check_jpeg_complete(&bytes).is_ok());
+    assert!(dermrobust_core::imaging::io::check_jpeg_complete(&bytes[..bytes.len() - 2]).is_err());
+    assert!(dermrobust_core::imaging::io::check_jpeg_complete(&bytes[..200]).is_err());
+}
+
+#[test]
+fn truncated_jpeg_in_a_dataset_stops_loading_or_is_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("imgs")).unwrap();
+    let bytes = jpeg_bytes(64, 64);
+    std::fs::write(dir.join("imgs/ok1.jpg"), &bytes).unwrap();
+    std::fs::write(dir.join("imgs/ok2.jpg"), &bytes).unwrap();
+    std::fs::write(dir.join("imgs/cut.jpg"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(dir.join("m.csv"), "path,label\nimgs/ok1.jpg,mel\nimgs/cut.jpg,nv\nimgs/ok2.jpg,nv\n").unwrap();
+    let spec: DataSpec = format!("manifest:{}", dir.join("m.csv").display()).parse().unwrap();
+    let ds = Dataset::open(&spec, LabelScheme::MelVsNevus).unwrap();
+    let prep = Preprocess { size: 16, centre_crop: None };
+    let err = format!("{:#}", ImageSet::load(&ds, &prep, &LoadOptions { quiet: true, ..Default::default() }).unwrap_err());
+    assert!(err.contains("cut.jpg") && err.contains("m.csv, line 3") && err.contains("--skip-bad"), "{err}");
+    let (set, report) = ImageSet::load(&ds, &prep, &LoadOptions { quiet: true, skip_bad: true, ..Default::default() }).unwrap();
+    assert_eq!(set.ids, vec!["imgs/ok1.jpg", "imgs/ok2.jpg"]);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].0, "imgs/cut.jpg");
+    assert!(report.skipped[0].1.contains("cut.jpg") && report.skipped[0].1.contains("truncated"), "{}", report.skipped[0].1);
+}

@@ -31,10 +31,16 @@ pub fn read_mask(path: &Path) -> Result<Image> {
 }
 
 fn decode(path: &Path) -> Result<image::DynamicImage> {
-    let reader = image::ImageReader::open(path)
-        .with_context(|| format!("cannot open image file {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("cannot read image file {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot open image file {}", path.display()))?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes));
+    if let Ok(format) = image::ImageFormat::from_path(path) {
+        reader.set_format(format);
+    }
+    let reader = reader.with_guessed_format().with_context(|| format!("cannot read image file {}", path.display()))?;
+    if reader.format() == Some(image::ImageFormat::Jpeg) {
+        // The JPEG decoder fills a truncated scan with grey and reports success; refuse instead.
+        check_jpeg_complete(&bytes).with_context(|| format!("image file {} is truncated or corrupt", path.display()))?;
+    }
     let img = reader
         .decode()
         .with_context(|| format!("cannot decode image file {} (corrupt or unsupported format)", path.display()))?;
@@ -42,6 +48,28 @@ fn decode(path: &Path) -> Result<image::DynamicImage> {
         anyhow::bail!("image file {} has no pixels", path.display());
     }
     Ok(img)
+}
+
+/// Check that JPEG data is complete: it starts with the start-of-image marker and an
+/// end-of-image marker (`FF D9`) follows the start of its last scan (`FF DA`). Bytes after the
+/// end-of-image marker (padding, zeros, appended data) are allowed.
+///
+/// Inside entropy-coded data a `FF` byte is always followed by `00` or a restart marker, so `FF DA`
+/// and `FF D9` only occur as markers; an embedded EXIF thumbnail ends before the main image's
+/// last scan starts and therefore cannot stand in for its end.
+pub fn check_jpeg_complete(bytes: &[u8]) -> Result<()> {
+    anyhow::ensure!(bytes.starts_with(&[0xFF, 0xD8]), "not JPEG data (no start-of-image marker)");
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    let Some(scan) = last_scan else {
+        anyhow::bail!("JPEG data ends before any image scan ({} bytes)", bytes.len());
+    };
+    if !bytes[scan + 2..].windows(2).any(|w| w == [0xFF, 0xD9]) {
+        anyhow::bail!(
+            "JPEG data ends without its end-of-image marker (FF D9) after the last scan: the file was cut short at {} bytes",
+            bytes.len()
+        );
+    }
+    Ok(())
 }
 
 /// Write an image (1 or 3 channels) as 8-bit PNG, atomically.
