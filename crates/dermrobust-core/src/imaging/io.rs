@@ -22,6 +22,24 @@ pub fn read_rgb(path: &Path) -> Result<Image> {
     Ok(Image::new(3, w, h, data))
 }
 
+/// Decode a file into an RGB image and its alpha plane (all ones when the file has no alpha), both
+/// in `[0, 1]`: for templates pasted onto images.
+pub fn read_rgb_alpha(path: &Path) -> Result<(Image, Image)> {
+    let decoded = decode(path)?;
+    let rgba = decoded.to_rgba32f();
+    let (w, h) = (rgba.width() as usize, rgba.height() as usize);
+    let plane = w * h;
+    let mut rgb = vec![0.0; 3 * plane];
+    let mut alpha = vec![1.0; plane];
+    for (i, px) in rgba.as_raw().chunks_exact(4).enumerate() {
+        for c in 0..3 {
+            rgb[c * plane + i] = px[c].clamp(0.0, 1.0);
+        }
+        alpha[i] = px[3].clamp(0.0, 1.0);
+    }
+    Ok((Image::new(3, w, h, rgb), Image::new(1, w, h, alpha)))
+}
+
 /// Decode a lesion mask (any PNG mode, palette included) into a one-channel image in `[0, 1]`.
 pub fn read_mask(path: &Path) -> Result<Image> {
     let decoded = decode(path)?;

@@ -10,5 +10,5 @@ pub mod warp;
 
 pub use self::image::{contact_sheet, to_u8, Image};
 pub use colour::{hsv_to_rgb, rgb_to_hsv};
-pub use ops::{Anchor, ImageOp};
+pub use ops::{compose_affine, Anchor, ImageOp, PixelValue, StampMode};
 pub use warp::BorderFill;

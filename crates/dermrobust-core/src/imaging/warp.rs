@@ -84,8 +84,10 @@ pub fn warp(src: &Image, inverse: &Affine, fill: BorderFill) -> Image {
     out
 }
 
+/// Bilinear sample of channel `c` at index-space position `(fx, fy)` (pixel `i` has its centre at
+/// `i`), `fill` outside the image.
 #[inline]
-fn sample_bilinear(src: &Image, c: usize, fx: f32, fy: f32, fill: BorderFill) -> f32 {
+pub(crate) fn sample_bilinear(src: &Image, c: usize, fx: f32, fy: f32, fill: BorderFill) -> f32 {
     let x0 = fx.floor();
     let y0 = fy.floor();
     let (ax, ay) = (fx - x0, fy - y0);
