@@ -1,10 +1,12 @@
 //! dermrobust: train dermoscopy classifiers and measure how far to trust them.
 //!
-//! Layout, from data to the command line: `dermrobust_core` (data, images, metrics, synthetic
-//! data, reports) -> [`models`] -> [`training`] -> [`evaluation`] -> `main.rs` (the CLI).
+//! Layers, each using only those before it: `dermrobust_core` (data, images, metrics, synthetic
+//! data, reports) -> [`device`] -> [`models`] -> [`evaluation`] -> [`training`] -> [`audits`]
+//! -> [`commands`] -> `main.rs` (the CLI, which only parses).
 
 pub mod audits;
 pub mod commands;
+pub mod device;
 pub mod evaluation;
 pub mod models;
 pub mod training;

@@ -46,13 +46,15 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Training and inference speed (images per second) of a model.
     Bench(commands::bench::BenchArgs),
+    /// Rebuild a perturbed image from an audit record (or an image operation) and predict it.
+    Replay(commands::replay::ReplayArgs),
     /// Robustness audits of trained models.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Maron et al.'s comparison grid: baseline, +ADA, +AAM, +TTA and their combinations over
     /// architectures and repeats, trained and audited, in one table.
     #[command(after_help = DATA_SPEC_HELP)]
-    Experiment(commands::experiment::ExperimentArgs),
+    Experiment(dermrobust::audits::experiment::ExperimentArgs),
 }
 
 #[derive(Subcommand)]
@@ -157,10 +159,11 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         }
         Command::Evaluate(a) => commands::evaluate::run(&a, quiet),
         Command::Predict(a) => commands::predict::run(&a),
+        Command::Replay(a) => commands::replay::run(&a),
         Command::Demo(a) => commands::demo::run(&a, quiet),
         Command::Bench(a) => commands::bench::run(&a),
-        Command::Audit(AuditCommand::Brittleness(a)) => commands::audit::run(&a, quiet),
-        Command::Experiment(a) => commands::experiment::run(&a, quiet),
+        Command::Audit(AuditCommand::Brittleness(a)) => commands::audit::brittleness(&a, quiet),
+        Command::Experiment(a) => dermrobust::audits::experiment::run(&a, quiet),
     }
 }
 

@@ -213,6 +213,11 @@ impl ImageSet {
         !self.masks.is_empty() && self.masks.iter().all(Option::is_some)
     }
 
+    /// Whether at least one image has a mask.
+    pub fn has_any_mask(&self) -> bool {
+        self.masks.iter().any(Option::is_some)
+    }
+
     /// Index of every id, for mapping a [`Dataset`] subset onto loaded pixels.
     pub fn position(&self, id: &str) -> Option<usize> {
         self.ids.iter().position(|x| x == id)

@@ -9,7 +9,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
 use dermrobust_core::data::{ImageSet, LabelScheme};
 use dermrobust_core::imaging::phash::{hamming, perceptual_hash};
 use dermrobust_core::imaging::{Image, ImageOp};
@@ -17,7 +19,10 @@ use dermrobust_core::metrics::{self, ChangeDistribution};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::input::AuditImages;
+use super::runner::{Audit, AuditOutcome, Condition, Highlight, KeyMetric, ModelRun};
 use super::suite::Suite;
+use crate::evaluation::metrics::headline_auroc_f32;
 use crate::evaluation::{argmax, ImageClassifier};
 
 /// Ranking and accuracy of one set of predictions.
@@ -31,17 +36,11 @@ pub struct Performance {
 }
 
 pub fn performance(labels: &[usize], probs: &[Vec<f32>], classes: &[String]) -> Performance {
-    let k = classes.len();
     let pos = LabelScheme::positive_class(classes);
     let correct = labels.iter().zip(probs).filter(|(l, p)| argmax(p) == **l).count();
     let l: Vec<bool> = labels.iter().map(|&x| x == pos).collect();
     let s: Vec<f64> = probs.iter().map(|p| p[pos] as f64).collect();
-    let auroc = if k == 2 {
-        metrics::roc_auc(&l, &s).ok()
-    } else {
-        let p64: Vec<Vec<f64>> = probs.iter().map(|p| p.iter().map(|&v| v as f64).collect()).collect();
-        metrics::multiclass_auroc(labels, &p64, k).ok().map(|m| m.macro_avg)
-    };
+    let auroc = headline_auroc_f32(labels, probs, classes);
     Performance { accuracy: correct as f64 / labels.len().max(1) as f64, auroc, average_precision: metrics::average_precision(&l, &s).ok() }
 }
 
@@ -84,17 +83,11 @@ pub struct ImageRow {
     pub p_true_transformed: f32,
     pub abs_change: f32,
     pub class_changed: bool,
+    /// The image operation that made the transformed image (JSON), for `dermrobust replay`.
+    pub op: String,
 }
 
 /// A flip worth showing a person: where it happened and both predictions.
-#[derive(Clone, Debug)]
-pub struct Flip {
-    pub model: usize,
-    pub image: usize,
-    pub set: usize,
-    pub original: Vec<f32>,
-    pub transformed: Vec<f32>,
-}
 
 /// Natural brittleness over pairs of photographs of the same lesion.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -186,11 +179,6 @@ fn pair_members(pairs: &[(usize, usize)]) -> Vec<usize> {
 }
 
 /// Everything the audit of one classifier produced.
-pub struct AuditOutput {
-    pub result: ModelBrittleness,
-    pub rows: Vec<ImageRow>,
-    pub flips: Vec<Flip>,
-}
 
 /// Predict in chunks (bounded memory, one batch size for all sets).
 fn predict_all(classifier: &dyn ImageClassifier, images: &[Image]) -> Result<Vec<Vec<f32>>> {
@@ -213,7 +201,7 @@ pub fn audit(
     suite: &Suite,
     pairs: &[(usize, usize)],
     quiet: bool,
-) -> Result<AuditOutput> {
+) -> Result<ModelRun<ModelBrittleness, ImageRow>> {
     if indices.is_empty() {
         bail!("the brittleness audit needs at least one image");
     }
@@ -233,8 +221,9 @@ pub fn audit(
     let mut sets = Vec::new();
     let mut rows = Vec::new();
     let mut flips = Vec::new();
-    for (s, t) in suite.sets.iter().enumerate() {
+    for t in &suite.sets {
         bar.set_prefix(t.name.clone());
+        let op_json = serde_json::to_string(&t.op)?;
         let transformed: Vec<Image> = originals.par_iter().map(|img| t.op.apply(img)).collect::<Result<_>>()?;
         let p1 = predict_all(classifier, &transformed)?;
         let pred1: Vec<usize> = p1.iter().map(|p| argmax(p)).collect();
@@ -253,9 +242,10 @@ pub fn audit(
                 p_true_transformed: true1[k] as f32,
                 abs_change: (true0[k] - true1[k]).abs() as f32,
                 class_changed: changed,
+                op: op_json.clone(),
             });
             if changed {
-                flips.push(Flip { model: model_index, image: indices[k], set: s, original: p0[k].clone(), transformed: p1[k].clone() });
+                flips.push(Highlight { model: model_index, image: indices[k], condition: t.name.clone(), op: t.op.clone(), original: p0[k].clone(), perturbed: p1[k].clone() });
             }
         }
         sets.push(SetResult {
@@ -287,16 +277,16 @@ pub fn audit(
     let natural = natural(set, &pair_probs, pairs)?;
     // Largest changes first, so the report can show the worst flips.
     flips.sort_by(|a, b| {
-        let d = |f: &Flip| (f.original[set.labels[f.image]] - f.transformed[set.labels[f.image]]).abs();
-        d(b).partial_cmp(&d(a)).unwrap()
+        let d = |f: &Highlight| (f.original[set.labels[f.image]] - f.perturbed[set.labels[f.image]]).abs();
+        d(b).total_cmp(&d(a))
     });
     flips.truncate(12);
     let seconds = started.elapsed().as_secs_f64();
     let forward_passes = (indices.len() * (suite.sets.len() + 1) + unseen.len()) * classifier.views();
-    Ok(AuditOutput {
+    Ok(ModelRun {
         result: ModelBrittleness { model: classifier.describe(), original, sets, natural, forward_passes, seconds, forward_passes_per_second: forward_passes as f64 / seconds },
         rows,
-        flips,
+        highlights: flips,
     })
 }
 
@@ -350,4 +340,105 @@ pub fn summarise(models: &[ModelBrittleness]) -> Vec<SetSummary> {
         });
     }
     out
+}
+
+/// The brittleness audit as one [`Audit`]: the transformed sets of a suite, and natural pairs.
+pub struct Brittleness {
+    pub suite: Suite,
+    pub pairs: PairOptions,
+}
+
+impl Audit for Brittleness {
+    type ModelResult = ModelBrittleness;
+    type Row = ImageRow;
+    type Summary = Vec<SetSummary>;
+
+    fn name(&self) -> &'static str {
+        "brittleness"
+    }
+
+    fn title(&self) -> String {
+        "Brittleness audit".into()
+    }
+
+    fn settings(&self) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let mut m = serde_json::Map::new();
+        m.insert("suite".into(), serde_json::to_value(&self.suite)?);
+        if let Some(d) = self.pairs.max_hash_distance {
+            m.insert("max_hash_distance".into(), d.into());
+        }
+        if let Some(g) = &self.pairs.similarity_groups {
+            m.insert("similarity_groups".into(), serde_json::to_value(g.iter().collect::<std::collections::BTreeMap<_, _>>())?);
+        }
+        Ok(m)
+    }
+
+    fn run_model(&self, classifier: &dyn ImageClassifier, model: usize, images: &AuditImages, quiet: bool) -> Result<ModelRun<ModelBrittleness, ImageRow>> {
+        let pairs = natural_pairs(images.set, images.pool, &self.pairs);
+        let mut run = audit(classifier, model, images.set, images.indices, &self.suite, &pairs, quiet)?;
+        if model > 0 {
+            run.highlights.clear(); // the report shows the first model's flips
+        }
+        Ok(run)
+    }
+
+    fn conditions(&self, r: &ModelBrittleness) -> Vec<Condition> {
+        let cond = |name: &str, family: &str, p: Option<f64>, abs: Option<f64>, perf: &Performance, d_auroc: Option<f64>| Condition {
+            name: name.into(),
+            family: family.into(),
+            metrics: [
+                ("p_class_change", p),
+                ("mean_abs_change", abs),
+                ("accuracy", Some(perf.accuracy)),
+                ("auroc", perf.auroc),
+                ("average_precision", perf.average_precision),
+                ("delta_auroc", d_auroc),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        };
+        let mut out = vec![cond("original", "original", Some(0.0), Some(0.0), &r.original, Some(0.0))];
+        out.extend(r.sets.iter().map(|s| cond(&s.name, &s.family, Some(s.p_class_change), Some(s.abs_change.mean), &s.performance, s.delta_auroc)));
+        if let Some(n) = &r.natural {
+            out.push(cond("natural pairs", "natural", Some(n.p_class_change), Some(n.abs_change.mean), &n.performance, None));
+        }
+        out
+    }
+
+    fn summarise(&self, results: &[ModelBrittleness]) -> Vec<SetSummary> {
+        summarise(results)
+    }
+
+    fn report(&self, report: &mut dermrobust_core::report::html::HtmlReport, outcome: &AuditOutcome<Self>, _images: &AuditImages) -> Result<()> {
+        super::report::sections(report, &outcome.results, &outcome.summary, &self.suite)
+    }
+
+    fn key_metrics(&self) -> Vec<KeyMetric> {
+        vec![
+            KeyMetric { key: "p_class_change", label: "P(class change) %".into(), scale: 100.0, digits: 2 },
+            KeyMetric { key: "mean_abs_change", label: "abs change %".into(), scale: 100.0, digits: 2 },
+            KeyMetric { key: "auroc", label: "AUROC".into(), scale: 1.0, digits: 3 },
+        ]
+    }
+
+    fn describe_result(&self, r: &ModelBrittleness) -> Option<String> {
+        Some(format!("{:.0} forward passes/s", r.forward_passes_per_second))
+    }
+}
+
+/// Read a CSV `image_id,group` of hand-sorted groups of similar-looking photographs.
+pub fn read_similarity_groups(path: &Path) -> Result<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_path(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut out = HashMap::new();
+    for (i, row) in reader.records().enumerate() {
+        let row = row.with_context(|| format!("{}, line {}: malformed row", path.display(), i + 2))?;
+        match (row.get(0), row.get(1)) {
+            (Some(id), Some(g)) if !id.is_empty() && !g.is_empty() => {
+                out.insert(id.to_string(), g.to_string());
+            }
+            _ => bail!("{}, line {}: expected image_id,group", path.display(), i + 2),
+        }
+    }
+    Ok(out)
 }

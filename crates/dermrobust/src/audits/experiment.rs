@@ -1,22 +1,23 @@
 //! `dermrobust experiment`: Maron et al.'s comparison grid. For each architecture and training
 //! variant (baseline, +ADA, +AAM, +ADA+AAM) train `--repeats` models on one lesion-aware split,
 //! audit each with and without test-time augmentation, and write one table (like the paper's
-//! Fig. 2-4) as JSON and CSV, with every audit's per-image results kept beside it.
+//! Fig. 2-4) as JSON and CSV, with every audit's per-image results kept beside it. The grid runs
+//! any [`Audit`]: its table is built from the audit's per-condition summaries.
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use dermrobust_core::report::html::HtmlReport;
 use dermrobust_core::report::plots::{bar_plot, Bar};
-use dermrobust_core::report::{read_json, write_csv, write_json};
-use serde::{Deserialize, Serialize};
+use dermrobust_core::report::{write_json, write_table};
+use serde::Serialize;
 
-use super::audit::{classifiers, run_audit, AuditImages};
-use super::Tta;
-use crate::audits::brittleness::{PairOptions, SetSummary};
-use crate::audits::report::summary_table;
+use crate::audits::brittleness::{Brittleness, PairOptions};
+use crate::audits::runner::MeanSd;
 use crate::audits::suite::Suite;
-use crate::evaluation::{class_shares, DecisionRule};
+use crate::audits::{run_audit, Audit, AuditImages, AuditRun, ConditionSummary};
+use crate::evaluation::{class_shares, load_classifiers, with_priors, DecisionRule, Tta};
 use crate::models::Arch;
 use crate::training::config::AugmentPreset;
 use crate::training::trainer::training_finished;
@@ -39,8 +40,11 @@ pub struct ExperimentArgs {
     pub no_tta: bool,
     /// The TTA of the "+TTA" methods (default: Maron's).
     #[command(flatten)]
-    pub tta: super::TtaViewArgs,
-    /// Transformation suite (TOML); default: the built-in suite.
+    pub tta: crate::evaluation::tta::TtaViewArgs,
+    /// The audit run in every cell.
+    #[arg(long, value_enum, default_value_t = GridAudit::Brittleness)]
+    pub audit: GridAudit,
+    /// Transformation suite (TOML) of the brittleness audit; default: the built-in suite.
     #[arg(long)]
     pub suite: Option<PathBuf>,
     /// How probabilities become decisions in the audits (see `audit brittleness --help`).
@@ -58,7 +62,9 @@ pub struct ExperimentArgs {
     pub out: PathBuf,
 }
 
-/// One row of the comparison table: a method on one family of test sets.
+/// One row of the comparison table: a method on one family of conditions (e.g. Maron's single
+/// and combined transformations, natural pairs), with each metric's mean over the family's
+/// conditions of the per-condition mean and standard deviation over models.
 #[derive(Clone, Debug, Serialize)]
 pub struct TableRow {
     pub arch: String,
@@ -66,16 +72,20 @@ pub struct TableRow {
     pub family: String,
     pub sets: usize,
     pub models: usize,
-    pub p_class_change_mean: f64,
-    pub p_class_change_std: f64,
-    pub mean_abs_change_mean: f64,
-    pub mean_abs_change_std: f64,
-    pub auroc_mean: Option<f64>,
-    pub auroc_std: Option<f64>,
+    pub metrics: BTreeMap<String, Option<MeanSd>>,
+}
+
+/// One cell of the grid: an architecture and method, and its audit's conditions.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cell {
+    pub arch: String,
+    pub method: String,
+    pub conditions: Vec<ConditionSummary>,
 }
 
 #[derive(Serialize)]
 struct ExperimentFile<'a> {
+    audit: &'static str,
     data: String,
     test_images: usize,
     repeats: usize,
@@ -83,52 +93,14 @@ struct ExperimentFile<'a> {
     /// The TTA of the "+TTA" methods.
     tta: &'a Tta,
     table: &'a [TableRow],
-    /// Per method: the full per-set summary (see each audit folder for per-image results).
-    methods: Vec<(String, String, Vec<SetSummary>)>,
+    cells: &'a [Cell],
 }
 
-/// What an audit of the grid depends on. Saved beside the audit once it is complete; on
-/// `--resume` an audit whose key matches is read back instead of re-run.
-#[derive(Serialize, Deserialize, PartialEq)]
-struct AuditKey {
-    data: String,
-    /// Each model folder with the size and modification time of its weights, so a retrained
-    /// model invalidates the audit.
-    models: Vec<(PathBuf, u64, u64)>,
-    tta: Option<serde_json::Value>,
-    decision: DecisionRule,
-    suite: serde_json::Value,
-    images: Vec<usize>,
-    pair_pool: usize,
-}
-
-const AUDIT_KEY_FILE: &str = "audit_key.json";
-
-impl AuditKey {
-    fn new(data: &str, models: &[PathBuf], tta: Option<&Tta>, decision: DecisionRule, suite: &Suite, images: &AuditImages) -> Result<Self> {
-        let models = models
-            .iter()
-            .map(|dir| {
-                let meta = std::fs::metadata(dir.join("model").join("model.bpk"))?;
-                let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-                Ok((dir.clone(), meta.len(), mtime))
-            })
-            .collect::<Result<_>>()?;
-        Ok(AuditKey { data: data.to_string(), models, tta: tta.map(serde_json::to_value).transpose()?, decision, suite: serde_json::to_value(suite)?, images: images.indices.to_vec(), pair_pool: images.pair_pool.len() })
-    }
-
-    /// The summary of a finished audit in `dir` made with this key, if there is one.
-    fn saved_summary(&self, dir: &Path) -> Option<Vec<SetSummary>> {
-        #[derive(Deserialize)]
-        struct Saved {
-            summary: Vec<SetSummary>,
-        }
-        let key: AuditKey = read_json(&dir.join(AUDIT_KEY_FILE)).ok()?;
-        if key != *self {
-            return None;
-        }
-        read_json::<Saved>(&dir.join("brittleness.json")).ok().map(|s| s.summary)
-    }
+/// The audit run in every cell of the grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GridAudit {
+    /// Maron et al.'s brittleness (the transformation suite and natural pairs).
+    Brittleness,
 }
 
 fn method_name(variant: &str, tta: bool) -> String {
@@ -146,43 +118,59 @@ fn method_name(variant: &str, tta: bool) -> String {
 }
 
 /// Average the per-set summaries of one family (sets of one family weigh equally).
-fn family_rows(arch: &str, method: &str, summary: &[SetSummary]) -> Vec<TableRow> {
-    let mut families: Vec<String> = summary.iter().map(|s| s.family.clone()).collect();
+/// The table rows of one cell: one per family of conditions, in order of appearance.
+pub fn family_rows(arch: &str, method: &str, conditions: &[ConditionSummary]) -> Vec<TableRow> {
+    let mut families: Vec<String> = conditions.iter().map(|c| c.family.clone()).collect();
     families.dedup();
     families
         .into_iter()
         .map(|f| {
-            let sets: Vec<&SetSummary> = summary.iter().filter(|s| s.family == f).collect();
-            let n = sets.len() as f64;
-            let mean = |g: &dyn Fn(&SetSummary) -> f64| sets.iter().map(|s| g(s)).sum::<f64>() / n;
-            let aurocs: Vec<(f64, f64)> = sets.iter().filter_map(|s| s.auroc).collect();
-            TableRow {
-                arch: arch.to_string(),
-                method: method.to_string(),
-                family: f,
-                sets: sets.len(),
-                models: sets[0].models,
-                p_class_change_mean: mean(&|s| s.p_class_change.0),
-                p_class_change_std: mean(&|s| s.p_class_change.1),
-                mean_abs_change_mean: mean(&|s| s.mean_abs_change.0),
-                mean_abs_change_std: mean(&|s| s.mean_abs_change.1),
-                auroc_mean: (aurocs.len() == sets.len()).then(|| aurocs.iter().map(|a| a.0).sum::<f64>() / n),
-                auroc_std: (aurocs.len() == sets.len()).then(|| aurocs.iter().map(|a| a.1).sum::<f64>() / n),
-            }
+            let members: Vec<&ConditionSummary> = conditions.iter().filter(|c| c.family == f).collect();
+            let n = members.len() as f64;
+            let metrics = members[0]
+                .metrics
+                .keys()
+                .map(|name| {
+                    let values: Vec<MeanSd> = members.iter().filter_map(|c| c.metrics.get(name).copied().flatten()).collect();
+                    let value = (values.len() == members.len()).then(|| MeanSd { mean: values.iter().map(|v| v.mean).sum::<f64>() / n, sd: values.iter().map(|v| v.sd).sum::<f64>() / n });
+                    (name.clone(), value)
+                })
+                .collect();
+            TableRow { arch: arch.to_string(), method: method.to_string(), family: f, sets: members.len(), models: members[0].models, metrics }
         })
         .collect()
 }
 
+/// `value` of a row's metric formatted as mean ± sd at `scale`.
+fn cell_text(row_metrics: &BTreeMap<String, Option<MeanSd>>, key: &str, scale: f64, digits: usize) -> String {
+    match row_metrics.get(key).copied().flatten() {
+        Some(v) => format!("{:.*} ± {:.*}", digits, v.mean * scale, digits, v.sd * scale),
+        None => "–".into(),
+    }
+}
+
 pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
+    match a.audit {
+        GridAudit::Brittleness => {
+            let audit = Brittleness {
+                suite: match &a.suite {
+                    Some(p) => Suite::load(p)?,
+                    None => Suite::default_suite(),
+                },
+                pairs: PairOptions::default(),
+            };
+            run_grid(a, &audit, quiet)
+        }
+    }
+}
+
+/// Train the grid's models and run `audit` on every cell.
+pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<()> {
     for v in &a.variants {
         if !["baseline", "ada", "aam", "ada+aam", "aam+ada"].contains(&v.as_str()) {
             bail!("unknown variant '{v}' (choose baseline, ada, aam, ada+aam)");
         }
     }
-    let suite = match &a.suite {
-        Some(p) => Suite::load(p)?,
-        None => Suite::default_suite(),
-    };
     std::fs::create_dir_all(&a.out)?;
     let data = prepare_data(&a.config, &a.out, quiet)?;
     let test = crate::audits::subsample(&data.test, a.max_images, 0);
@@ -195,7 +183,7 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
     };
     let tta_choice = a.tta.tta()?;
     let mut table = Vec::new();
-    let mut methods = Vec::new();
+    let mut cells: Vec<Cell> = Vec::new();
     for arch in &a.archs {
         for variant in &a.variants {
             let mut cfg = a.config.clone();
@@ -221,57 +209,62 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
             for tta in if a.no_tta { vec![false] } else { vec![false, true] } {
                 let method = method_name(variant, tta);
                 let audit_dir = a.out.join("audits").join(arch.name()).join(method.replace('+', "_"));
-                let images = AuditImages { set: &data.set, indices: &test, pair_pool: &data.test };
-                let key = AuditKey::new(&a.config.data.to_string(), &models, tta.then_some(&tta_choice), a.decision, &suite, &images)?;
-                let summary = match a.resume.then(|| key.saved_summary(&audit_dir)).flatten() {
-                    Some(summary) => {
-                        if !quiet {
-                            eprintln!("reusing the finished audit in {}", audit_dir.display());
-                        }
-                        summary
-                    }
-                    None => {
-                        // A stale key must not vouch for an audit that is about to be replaced.
-                        let _ = std::fs::remove_file(audit_dir.join(AUDIT_KEY_FILE));
-                        let classifiers = classifiers(&models, false, tta.then_some(&tta_choice), priors.as_deref())?;
-                        let (_, summary) = run_audit(&classifiers, &images, &suite, &PairOptions::default(), &a.config.data.to_string(), &audit_dir, quiet)?;
-                        write_json(&audit_dir.join(AUDIT_KEY_FILE), &key)?;
-                        summary
-                    }
-                };
-                table.extend(family_rows(arch.name(), &method, &summary));
-                methods.push((arch.name().to_string(), method, summary));
+                let images = AuditImages { set: &data.set, indices: &test, pool: &data.test };
+                let tta = tta.then_some(&tta_choice);
+                let (classifiers, _) = load_classifiers(&models, false, tta)?;
+                let classifiers = with_priors(classifiers, priors.as_deref())?;
+                let subject = serde_json::json!({ "tta": tta, "decision": a.decision });
+                let run = AuditRun { data: a.config.data.to_string(), model_paths: &models, subject, out: &audit_dir, resume: a.resume, quiet };
+                let conditions = run_audit(audit, &classifiers, &images, &run)?.conditions;
+                table.extend(family_rows(arch.name(), &method, &conditions));
+                cells.push(Cell { arch: arch.name().to_string(), method, conditions });
             }
         }
     }
-    write_csv(&a.out.join("experiment.csv"), &table)?;
+    let keys = audit.key_metrics();
+    let mut metric_names: Vec<String> = table.first().map(|r| r.metrics.keys().cloned().collect()).unwrap_or_default();
+    metric_names.sort_by_key(|m| keys.iter().position(|k| k.key == m).unwrap_or(usize::MAX));
+    let mut header: Vec<String> = ["arch", "method", "family", "sets", "models"].map(String::from).to_vec();
+    header.extend(metric_names.iter().flat_map(|m| [format!("{m}_mean"), format!("{m}_std")]));
+    let rows: Vec<Vec<String>> = table
+        .iter()
+        .map(|r| {
+            let mut row = vec![r.arch.clone(), r.method.clone(), r.family.clone(), r.sets.to_string(), r.models.to_string()];
+            for m in &metric_names {
+                match r.metrics.get(m).copied().flatten() {
+                    Some(v) => row.extend([v.mean.to_string(), v.sd.to_string()]),
+                    None => row.extend([String::new(), String::new()]),
+                }
+            }
+            row
+        })
+        .collect();
+    write_table(&a.out.join("experiment.csv"), &header, &rows)?;
     write_json(
         &a.out.join("experiment.json"),
-        &ExperimentFile { data: a.config.data.to_string(), test_images: test.len(), repeats: a.config.repeats.max(1), decision: a.decision, tta: &tta_choice, table: &table, methods: methods.clone() },
+        &ExperimentFile { audit: audit.name(), data: a.config.data.to_string(), test_images: test.len(), repeats: a.config.repeats.max(1), decision: a.decision, tta: &tta_choice, table: &table, cells: &cells },
     )?;
-    write_report(a, &tta_choice, &table, &methods, test.len())?;
-    println!("{:<12} {:<16} {:<9} {:>18} {:>18} {:>16}", "arch", "method", "family", "P(change) %", "abs change %", "AUROC");
+    write_report(a, audit, &tta_choice, &table, &cells, test.len())?;
+    print!("{:<12} {:<16} {:<9}", "arch", "method", "family");
+    for k in &keys {
+        print!(" {:>20}", k.label);
+    }
+    println!();
     for r in &table {
-        println!(
-            "{:<12} {:<16} {:<9} {:>10.2} ± {:<5.2} {:>10.2} ± {:<5.2} {:>8}",
-            r.arch,
-            r.method,
-            r.family,
-            100.0 * r.p_class_change_mean,
-            100.0 * r.p_class_change_std,
-            100.0 * r.mean_abs_change_mean,
-            100.0 * r.mean_abs_change_std,
-            r.auroc_mean.map_or("–".into(), |v| format!("{v:.3}"))
-        );
+        print!("{:<12} {:<16} {:<9}", r.arch, r.method, r.family);
+        for k in &keys {
+            print!(" {:>20}", cell_text(&r.metrics, k.key, k.scale, k.digits));
+        }
+        println!();
     }
     println!("wrote {}/experiment.csv, experiment.json and report.html", a.out.display());
     Ok(())
 }
 
-fn write_report(a: &ExperimentArgs, tta: &Tta, table: &[TableRow], methods: &[(String, String, Vec<SetSummary>)], images: usize) -> Result<()> {
-    let mut r = HtmlReport::new("Brittleness experiment (Maron et al. 2021 grid)");
+fn write_report<A: Audit>(a: &ExperimentArgs, audit: &A, tta: &Tta, table: &[TableRow], cells: &[Cell], images: usize) -> Result<()> {
+    let mut r = HtmlReport::new(&format!("Experiment: {} over architectures and training variants", audit.title()));
     r.paragraph(&format!(
-        "Data: {}; {} test images; {} model(s) per cell. ADA = additional (strong) data augmentation in training, AAM = anti-aliased model, TTA = {}. Values are means over the sets of a family of the per-set mean ± standard deviation over models. Decisions: {}.",
+        "Data: {}; {} test images; {} model(s) per cell. ADA = additional (strong) data augmentation in training, AAM = anti-aliased model, TTA = {}. Values are means over the conditions of a family of the per-condition mean ± standard deviation over models. Decisions: {}.",
         a.config.data,
         images,
         a.config.repeats.max(1),
@@ -281,32 +274,48 @@ fn write_report(a: &ExperimentArgs, tta: &Tta, table: &[TableRow], methods: &[(S
             DecisionRule::Balanced => "the most probable class after correcting the probabilities to equal class priors (training class shares)",
         }
     ));
-    let header = ["arch", "method", "family", "P(class change) %", "abs change %", "AUROC"].map(String::from).to_vec();
+    let keys = audit.key_metrics();
+    let mut header = ["arch", "method", "family"].map(String::from).to_vec();
+    header.extend(keys.iter().map(|k| k.label.to_string()));
     let rows: Vec<Vec<String>> = table
         .iter()
         .map(|t| {
-            vec![
-                t.arch.clone(),
-                t.method.clone(),
-                t.family.clone(),
-                format!("{:.2} ± {:.2}", 100.0 * t.p_class_change_mean, 100.0 * t.p_class_change_std),
-                format!("{:.2} ± {:.2}", 100.0 * t.mean_abs_change_mean, 100.0 * t.mean_abs_change_std),
-                t.auroc_mean.map_or("–".into(), |v| format!("{v:.3} ± {:.3}", t.auroc_std.unwrap_or(0.0))),
-            ]
+            let mut row = vec![t.arch.clone(), t.method.clone(), t.family.clone()];
+            row.extend(keys.iter().map(|k| cell_text(&t.metrics, k.key, k.scale, k.digits)));
+            row
         })
         .collect();
     r.heading("Method comparison");
     r.table(&header, &rows);
-    for family in ["single", "combined", "natural"] {
-        let bars: Vec<Bar> = table.iter().filter(|t| t.family == family).map(|t| Bar::new(format!("{} {}", t.arch, t.method), 100.0 * t.p_class_change_mean, 100.0 * t.p_class_change_std)).collect();
-        if !bars.is_empty() {
-            let title = if family == "natural" { "P(class change), natural pairs".to_string() } else { format!("P(class change), {family} transformations") };
-            r.svg(&bar_plot(&title, "% of images", &bars, None)?, "Lower is more robust. Bars: mean over the sets of the family; whiskers: ± standard deviation over repeated models (averaged over the sets).");
+    if let Some(k) = keys.first() {
+        let mut families: Vec<&str> = table.iter().map(|t| t.family.as_str()).filter(|f| *f != "original").collect();
+        families.dedup();
+        families.sort();
+        families.dedup();
+        for family in families {
+            let bars: Vec<Bar> = table
+                .iter()
+                .filter(|t| t.family == family)
+                .filter_map(|t| t.metrics.get(k.key).copied().flatten().map(|v| Bar::new(format!("{} {}", t.arch, t.method), k.scale * v.mean, k.scale * v.sd)))
+                .collect();
+            if !bars.is_empty() {
+                r.svg(&bar_plot(&format!("{}, {family}", k.label), &k.label, &bars, None)?, "Bars: mean over the conditions of the family; whiskers: ± standard deviation over repeated models (averaged over the conditions).");
+            }
         }
     }
-    for (arch, method, summary) in methods {
-        r.heading(&format!("{arch} {method}"));
-        let (h, rows) = summary_table(summary);
+    for cell in cells {
+        r.heading(&format!("{} {}", cell.arch, cell.method));
+        let mut h = ["condition", "family"].map(String::from).to_vec();
+        h.extend(keys.iter().map(|k| k.label.to_string()));
+        let rows: Vec<Vec<String>> = cell
+            .conditions
+            .iter()
+            .map(|c| {
+                let mut row = vec![c.name.clone(), c.family.clone()];
+                row.extend(keys.iter().map(|k| cell_text(&c.metrics, k.key, k.scale, k.digits)));
+                row
+            })
+            .collect();
         r.table(&h, &rows);
     }
     r.write(&a.out.join("report.html"))

@@ -1,11 +1,18 @@
-//! Robustness audits. Each takes classifiers (anything implementing
-//! [`ImageClassifier`](crate::evaluation::ImageClassifier)) and a dataset, and produces a
-//! machine-readable result (JSON + per-image CSV) and a human report (`report.html`), using the
-//! shared image operations, metrics and report code.
+//! Robustness audits. Each is an [`Audit`]: named conditions applied to the images of an
+//! [`AuditSubject`] (any classifier: dermrobust models, ONNX models, ensembles, TTA), run by the
+//! one [`run_audit`], which writes `<audit>.json`, `<audit>_per_image.csv`, `report.html` and the
+//! resume key. Every perturbation is an `ImageOp` record that `dermrobust replay` rebuilds.
 
 pub mod brittleness;
+pub mod experiment;
+pub mod input;
+pub mod replay;
 pub mod report;
+pub mod runner;
 pub mod suite;
+
+pub use input::{AuditImages, AuditSubject, Prepared};
+pub use runner::{report_sections, run_audit, Audit, AuditOutcome, AuditRun, Condition, ConditionSummary, Highlight, ModelRun};
 
 /// At most `max` of `indices`, chosen at random (seeded) so that a subset stays representative
 /// of classes and lesions, in their original order.

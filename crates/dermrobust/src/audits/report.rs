@@ -1,17 +1,13 @@
-//! The brittleness audit's `report.html`: summary table, box plots of absolute change, bars of
-//! P(class change), AUROC per set against the original, natural pairs, and the largest flips.
-
-use std::path::Path;
+//! The brittleness audit's report sections: summary table, box plots of absolute change, bars of
+//! P(class change), AUROC per set against the original, natural pairs. (The runner adds the
+//! largest flips.)
 
 use anyhow::Result;
-use dermrobust_core::data::ImageSet;
-use dermrobust_core::imaging::{io::encode_png, Image};
 use dermrobust_core::report::html::HtmlReport;
 use dermrobust_core::report::plots::{bar_plot, box_plot, Bar};
 
-use super::brittleness::{Flip, ModelBrittleness, SetSummary};
+use super::brittleness::{ModelBrittleness, SetSummary};
 use super::suite::Suite;
-use crate::evaluation::argmax;
 
 fn pm(v: (f64, f64), scale: f64) -> String {
     format!("{:.2} ± {:.2}", v.0 * scale, v.1 * scale)
@@ -36,26 +32,11 @@ pub fn summary_table(summary: &[SetSummary]) -> (Vec<String>, Vec<Vec<String>>) 
     (header, rows)
 }
 
-/// Enlarge a small image for display (nearest neighbour keeps pixels honest).
-fn enlarged(img: &Image, side: usize) -> Image {
-    let f = (side / img.width.max(1)).max(1);
-    let mut out = Image::filled(img.channels, img.width * f, img.height * f, 0.0);
-    for c in 0..img.channels {
-        for y in 0..out.height {
-            for x in 0..out.width {
-                out.set(c, x, y, img.get(c, x / f, y / f));
-            }
-        }
-    }
-    out
-}
-
-pub fn write(path: &Path, title: &str, data: &str, images: usize, models: &[ModelBrittleness], summary: &[SetSummary], suite: &Suite, set: &ImageSet, flips: &[Flip]) -> Result<()> {
-    let mut r = HtmlReport::new(title);
+/// The brittleness sections of `report.html`: summary table, bars of P(class change), box plots
+/// of the absolute change, AUROC per set, and the transformations.
+pub fn sections(r: &mut HtmlReport, models: &[ModelBrittleness], summary: &[SetSummary], suite: &Suite) -> Result<()> {
     r.paragraph(&format!(
-        "Data: {data}, {} images. Models: {}. P(class change) is the share of images whose predicted class differs from the prediction on the original image; the absolute change is that of the probability of the true class (Maron et al. 2021). Mean ± standard deviation over {} model(s).",
-        images,
-        models.iter().map(|m| m.model.clone()).collect::<Vec<_>>().join("; "),
+        "P(class change) is the share of images whose predicted class differs from the prediction on the original image; the absolute change is that of the probability of the true class (Maron et al. 2021). Mean ± standard deviation over {} model(s).",
         models.len()
     ));
     r.heading("Summary");
@@ -74,20 +55,5 @@ pub fn write(path: &Path, title: &str, data: &str, images: usize, models: &[Mode
     r.heading("Transformations");
     let op_rows: Vec<Vec<String>> = suite.sets.iter().map(|t| vec![t.name.clone(), t.family.clone(), serde_json::to_string(&t.op).unwrap_or_default()]).collect();
     r.table(&["set".into(), "family".into(), "operation (JSON)".into()], &op_rows);
-    if !flips.is_empty() {
-        r.heading("Largest flips");
-        r.paragraph("Original and transformed image with the predicted class and its probability on each.");
-        for f in flips.iter().take(8) {
-            let img = set.image(f.image);
-            let t = &suite.sets[f.set];
-            let transformed = t.op.apply(&img)?;
-            let cap = |p: &[f32]| format!("{} {:.2}", set.classes[argmax(p)], p[argmax(p)]);
-            r.image_row(&[
-                (encode_png(&enlarged(&img, 128))?, format!("{} (true {}): {}", set.ids[f.image], set.classes[set.labels[f.image]], cap(&f.original))),
-                (encode_png(&enlarged(&transformed, 128))?, format!("{}: {}", t.name, cap(&f.transformed))),
-            ]);
-        }
-    }
-    r.write(path)
+    Ok(())
 }
-

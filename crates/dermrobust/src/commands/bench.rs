@@ -54,7 +54,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 pub fn run(a: &BenchArgs) -> Result<()> {
     let config = ModelConfig { width: a.width, anti_alias: a.anti_alias, head: crate::models::HeadKind::Linear, ..ModelConfig::new(a.arch, a.classes) };
-    let device = Device::flex().autodiff();
+    let device = crate::device::autodiff_device();
     device.seed(0);
     let mut model = config.init(&device);
     let mut optim = burn::optim::SgdConfig::new()
@@ -76,7 +76,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             train_times.push(t.elapsed().as_secs_f64());
         }
     }
-    let cpu = Device::flex();
+    let cpu = crate::device::inference_device();
     let time_inference = |eval: &crate::models::Classifier| -> f64 {
         let mut times = Vec::new();
         for it in 0..a.iters + 2 {

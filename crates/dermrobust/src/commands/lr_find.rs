@@ -7,14 +7,12 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use burn::optim::GradientsParams;
-use burn::prelude::*;
 use dermrobust_core::report::plots::{line_plot, Series};
 use dermrobust_core::report::{atomic_write, write_csv, write_json};
 use serde::Serialize;
 
-use crate::models::{normalise, ModelConfig};
-use crate::training::batch;
-use crate::training::loss::Loss;
+use crate::models::normalise;
+use crate::training::{batch, trainer};
 use crate::training::{prepare_data, TrainConfig};
 
 #[derive(Clone, Debug, Serialize)]
@@ -55,14 +53,13 @@ pub fn run(cfg: &TrainConfig, out: &Path, start_lr: f64, end_lr: f64, steps: usi
     std::fs::create_dir_all(out)?;
     let data = prepare_data(cfg, out, quiet)?;
     let set = Arc::clone(&data.set);
-    let device = Device::flex().autodiff();
+    // The very model, normalisation, optimiser and loss that `train` would use.
+    let device = crate::device::autodiff_device();
     device.seed(cfg.seed);
-    let config = ModelConfig { num_classes: set.num_classes(), width: cfg.width, head: cfg.head, dropout: cfg.dropout, anti_alias: cfg.anti_alias, ..ModelConfig::new(cfg.arch, set.num_classes()) };
-    let mut model = config.init(&device);
-    let mut optim = burn::optim::SgdConfig::new()
-        .with_momentum(Some(burn::optim::momentum::MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0)))
-        .init();
-    let loss_fn = Loss { kind: cfg.loss, class_weights: None, label_smoothing: cfg.label_smoothing, focal_gamma: cfg.focal_gamma };
+    let config = trainer::model_meta(cfg, &data).config;
+    let mut model = trainer::new_model(cfg, &config, &device, quiet)?;
+    let mut optim = trainer::optimizer(cfg);
+    let loss_fn = trainer::loss(cfg, &data);
     let bar = dermrobust_core::progress::bar(steps as u64, "lr range test", quiet);
     let mut points = Vec::new();
     let (mut avg, mut best) = (0.0f64, f64::MAX);
@@ -87,7 +84,7 @@ pub fn run(cfg: &TrainConfig, out: &Path, start_lr: f64, end_lr: f64, steps: usi
         }
         best = best.min(smoothed);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr, model, grads);
+        model = optim.step(trainer::learning_rates(lr, cfg.discriminative_lr), model, grads);
     }
     bar.finish_and_clear();
     let suggested = suggest(&points);

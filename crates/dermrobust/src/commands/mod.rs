@@ -5,9 +5,9 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod evaluate;
-pub mod experiment;
 pub mod lr_find;
 pub mod predict;
+pub mod replay;
 pub mod train;
 
 use std::path::{Path, PathBuf};
@@ -15,98 +15,84 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use dermrobust_core::data::DataSpec;
 
-use crate::evaluation::{ImageClassifier, TtaViews, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
+use crate::audits::AuditSubject;
+use crate::evaluation::DecisionRule;
+pub use crate::evaluation::tta::{TtaArgs, TtaViewArgs};
 
-/// The images a trained model is evaluated or audited on (shared by `evaluate` and `audit`).
+/// The images a model is evaluated or audited on (shared by `evaluate` and every audit).
 #[derive(clap::Args, Clone, Debug)]
 pub struct ModelDataArgs {
-    /// Dataset; labels follow the model's label scheme.
+    /// Dataset; labels follow the model's label scheme (an ONNX model's sidecar `labels`).
     #[arg(long, default_value = "synthetic")]
     pub data: DataSpec,
     /// Split file. Default: the training run's split.json next to the model, if there is one;
     /// otherwise every image is used.
     #[arg(long)]
     pub split: Option<PathBuf>,
-    /// Part of the split to use.
+    /// Part of the split to use, or `all` for every image of the data (e.g. an external dataset
+    /// audited with a model trained elsewhere).
     #[arg(long, default_value = "test")]
     pub part: String,
+    /// Skip unreadable images (with a count and the first error) instead of stopping.
+    #[arg(long)]
+    pub skip_bad: bool,
 }
 
 impl ModelDataArgs {
-    /// The split file to use for a model at `model` (a run or model folder).
+    /// The split file to use for the model at `model`.
     pub fn split_for(&self, model: &Path) -> Option<PathBuf> {
-        let run_split = crate::training::trainer::resolve_model_path(model).parent().map(|p| p.join("split.json")).filter(|p| p.is_file());
-        self.split.clone().or(run_split)
+        crate::evaluation::split_for(model, self.split.as_deref())
     }
 }
 
-/// Test-time augmentation options (shared by `evaluate` and `audit`).
+/// The models and data of any audit: one definition, so every audit command takes the same
+/// options.
 #[derive(clap::Args, Clone, Debug)]
-pub struct TtaArgs {
-    /// Test-time augmentation: average the prediction over deterministic views of each image
-    /// (default: Maron et al.'s, as fastai computes it).
+pub struct AuditModelArgs {
+    /// Model folder, training run folder, or ONNX file (with its sidecar TOML); repeat for
+    /// several models (e.g. repeats of one configuration: mean and standard deviation are
+    /// reported).
+    #[arg(long = "model", required = true)]
+    pub models: Vec<PathBuf>,
+    /// Audit the ensemble (mean probability) of all --model instead of each one.
     #[arg(long)]
-    pub tta: bool,
+    pub ensemble: bool,
     #[command(flatten)]
-    pub how: TtaViewArgs,
+    pub tta: TtaArgs,
+    #[command(flatten)]
+    pub data: ModelDataArgs,
+    /// How probabilities become decisions. `balanced` corrects the probabilities to equal class
+    /// priors with the class shares of the split's training part, so a model trained on
+    /// imbalanced data is judged at a decision that is not (nearly) always the majority class.
+    #[arg(long, value_enum, default_value_t = DecisionRule::Argmax)]
+    pub decision: DecisionRule,
+    /// Audit at most this many images (a seeded random subset of the part).
+    #[arg(long)]
+    pub max_images: Option<usize>,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Reuse the finished audit in --out when its models, images and settings are unchanged.
+    #[arg(long)]
+    pub resume: bool,
 }
 
-/// Which TTA (shared by `evaluate`, `audit` and `experiment`).
-#[derive(clap::Args, Clone, Debug)]
-pub struct TtaViewArgs {
-    /// The TTA views: `maron` (8: no/horizontal flip x zoom into each of the 4 corners), `flips`
-    /// (4), `dihedral` (8: rotations by 0/90/180/270 degrees x no/horizontal flip), or a TOML file
-    /// of `[[view]]` tables, each an image operation (e.g. `op = "rotate"`, `degrees = 90`).
-    #[arg(long, default_value = "maron")]
-    pub tta_views: TtaViews,
-    /// Side of the corner crops of the `maron` views (fastai: 1/1.35).
-    #[arg(long, default_value_t = MARON_TTA_SCALE)]
-    pub tta_scale: f32,
-    /// Weight of the unmodified image in the TTA blend (fastai: 0.4; 0 = plain mean of the views).
-    #[arg(long, default_value_t = FASTAI_TTA_BETA)]
-    pub tta_original_weight: f32,
-}
-
-/// A chosen TTA: the views and the weight of the unmodified image.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Tta {
-    pub views: Vec<dermrobust_core::imaging::ImageOp>,
-    pub original_weight: f32,
-}
-
-impl Tta {
-    /// One sentence for reports.
-    pub fn description(&self) -> String {
-        let what = if self.views == crate::evaluation::maron_tta_views(MARON_TTA_SCALE) {
-            "Maron et al.'s 8 views (no/horizontal flip x zoom 1.35 into each corner)".to_string()
-        } else {
-            format!("{} views ({})", self.views.len(), self.views.iter().map(|v| v.label()).collect::<Vec<_>>().join(", "))
-        };
-        match self.original_weight {
-            w if w == FASTAI_TTA_BETA => format!("test-time augmentation over {what}, blended 0.6/0.4 with the unmodified image as fastai does"),
-            w if w == 0.0 => format!("test-time augmentation: the mean over {what}"),
-            w => format!("test-time augmentation over {what}, the unmodified image weighted {w}"),
+impl AuditModelArgs {
+    pub fn subject(&self) -> Result<AuditSubject> {
+        if self.max_images == Some(0) {
+            anyhow::bail!("--max-images must be at least 1");
         }
-    }
-
-    pub fn wrap(&self, inner: Box<dyn ImageClassifier>) -> Box<dyn ImageClassifier> {
-        Box::new(WithTta { inner, views: self.views.clone(), original_weight: self.original_weight })
-    }
-}
-
-impl TtaViewArgs {
-    /// The TTA these options describe (a bad views file is an error naming it).
-    pub fn tta(&self) -> Result<Tta> {
-        if !(0.0..=1.0).contains(&self.tta_original_weight) {
-            anyhow::bail!("--tta-original-weight must be between 0 and 1, not {}", self.tta_original_weight);
-        }
-        Ok(Tta { views: self.tta_views.views(self.tta_scale)?, original_weight: self.tta_original_weight })
+        Ok(AuditSubject {
+            models: self.models.clone(),
+            ensemble: self.ensemble,
+            tta: self.tta.chosen()?,
+            data: self.data.data.clone(),
+            split: self.data.split.clone(),
+            part: self.data.part.clone(),
+            decision: self.decision,
+            max_images: self.max_images,
+            skip_bad: self.data.skip_bad,
+        })
     }
 }
 
-impl TtaArgs {
-    /// The TTA asked for, if any.
-    pub fn chosen(&self) -> Result<Option<Tta>> {
-        if self.tta { self.how.tta().map(Some) } else { Ok(None) }
-    }
-}

@@ -6,12 +6,11 @@ use anyhow::Result;
 use dermrobust_core::imaging::io::read_rgb;
 use serde::Serialize;
 
-use crate::evaluation::{argmax, ImageClassifier, TrainedModel};
-use crate::training::trainer::resolve_model_path;
+use crate::evaluation::{argmax, load_model};
 
 #[derive(clap::Args)]
 pub struct PredictArgs {
-    /// A model folder (or a training run folder).
+    /// A model folder, a training run folder, or an ONNX file with its sidecar TOML.
     #[arg(long)]
     pub model: PathBuf,
     /// Image files (JPEG or PNG).
@@ -30,9 +29,8 @@ struct Prediction {
 }
 
 pub fn run(a: &PredictArgs) -> Result<()> {
-    let model = TrainedModel::load(&resolve_model_path(&a.model))?;
-    let prep = &model.meta.preprocess;
-    let images = a.images.iter().map(|p| read_rgb(p).map(|img| prep.apply(&img))).collect::<Result<Vec<_>>>()?;
+    let (model, info) = load_model(&a.model)?;
+    let images = a.images.iter().map(|p| read_rgb(p).map(|img| info.preprocess.apply(&img))).collect::<Result<Vec<_>>>()?;
     let probs = model.predict(&images)?;
     let rows: Vec<Prediction> = a
         .images

@@ -7,6 +7,7 @@ use dermrobust_core::metrics::mean_std;
 use dermrobust_core::report::write_json;
 use serde::Serialize;
 
+use crate::models::run_dir::RunDir;
 use crate::training::{prepare_data, train_one, RunResult, TrainConfig};
 
 /// What produced a run: configuration, seed, split, data and versions.
@@ -55,8 +56,8 @@ pub fn run(cfg: &TrainConfig, out: &Path, resume: bool, quiet: bool) -> Result<V
         skipped_images: data.skipped,
         started_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
-    write_json(&out.join("manifest.json"), &manifest)?;
-    dermrobust_core::report::atomic_write(&out.join("config.toml"), toml::to_string(cfg)?.as_bytes())?;
+    write_json(&RunDir::new(out).manifest(), &manifest)?;
+    dermrobust_core::report::atomic_write(&RunDir::new(out).config(), toml::to_string(cfg)?.as_bytes())?;
     if !quiet {
         eprintln!(
             "{} images: {} train / {} validation / {} test (lesion-aware split {})",

@@ -11,7 +11,7 @@ use dermrobust_core::imaging::Image;
 
 use crate::models::checkpoint::{self, ModelMeta};
 use crate::models::{normalise, Classifier};
-use crate::training::batch::images_to_tensor;
+use crate::models::input::images_to_tensor;
 
 pub trait ImageClassifier: Send + Sync {
     /// Class names, in the order of the probabilities.
@@ -63,7 +63,7 @@ pub struct TrainedModel {
 
 impl TrainedModel {
     pub fn load(path: &Path) -> Result<Self> {
-        let device = Device::flex();
+        let device = crate::device::inference_device();
         let (model, meta) = checkpoint::load(path, &device)?;
         // Batch norm folded into the convolutions: same outputs, less work per image.
         Ok(TrainedModel { model: model.valid().fold_batch_norm(), meta, device, batch_size: 64 })

@@ -47,6 +47,27 @@ pub struct EvalMetrics {
 
 pub const BOOTSTRAP_RESAMPLES: usize = 1000;
 
+/// The one headline AUROC of a set of predictions, used for model selection, evaluation and
+/// audits alike: for two classes the AUROC of the positive class (melanoma where there is one),
+/// for more the macro average of the one-vs-rest AUROCs. `None` where it is undefined (a class
+/// missing from `labels`).
+pub fn headline_auroc(labels: &[usize], probs: &[Vec<f64>], classes: &[String]) -> Option<f64> {
+    if classes.len() == 2 {
+        let positive = LabelScheme::positive_class(classes);
+        let l: Vec<bool> = labels.iter().map(|&x| x == positive).collect();
+        let s: Vec<f64> = probs.iter().map(|r| r[positive]).collect();
+        metrics::roc_auc(&l, &s).ok()
+    } else {
+        metrics::multiclass_auroc(labels, probs, classes.len()).ok().map(|m| m.macro_avg)
+    }
+}
+
+/// [`headline_auroc`] of `f32` probabilities.
+pub fn headline_auroc_f32(labels: &[usize], probs: &[Vec<f32>], classes: &[String]) -> Option<f64> {
+    let p64: Vec<Vec<f64>> = probs.iter().map(|p| p.iter().map(|&v| v as f64).collect()).collect();
+    headline_auroc(labels, &p64, classes)
+}
+
 pub fn argmax(p: &[f32]) -> usize {
     p.iter().enumerate().fold((0, f32::MIN), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
 }
@@ -73,13 +94,7 @@ pub fn evaluate(labels: &[usize], probs: &[Vec<f32>], classes: &[String], seed: 
         Some(ci(&|idx| {
             let t: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
             let p: Vec<Vec<f64>> = idx.iter().map(|&i| probs64[i].clone()).collect();
-            if k == 2 {
-                let l: Vec<bool> = t.iter().map(|&x| x == positive).collect();
-                let s: Vec<f64> = p.iter().map(|r| r[positive]).collect();
-                metrics::roc_auc(&l, &s).ok()
-            } else {
-                metrics::multiclass_auroc(&t, &p, k).ok().map(|m| m.macro_avg)
-            }
+            headline_auroc(&t, &p, classes)
         })?)
     } else {
         None

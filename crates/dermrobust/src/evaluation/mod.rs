@@ -2,41 +2,23 @@
 //! `metrics.json` and `predictions.csv`.
 
 pub mod classifier;
+pub mod gradients;
+pub mod load;
 pub mod metrics;
+pub mod onnx;
 pub mod tta;
 
 use std::path::Path;
 
 use anyhow::Result;
-use dermrobust_core::data::{default_cache_dir, DataSpec, Dataset, ImageSet, LoadOptions, Split};
+use dermrobust_core::data::{DataSpec, ImageSet};
+use dermrobust_core::report::write_json;
 use dermrobust_core::imaging::Image;
 
 pub use classifier::{class_shares, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
-pub use tta::{dihedral_views, flip_views, maron_tta_views, TtaViews, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
-pub use metrics::{argmax, evaluate, EvalMetrics};
-
-/// The images a model is evaluated or audited on: `data` read with the model's label scheme and
-/// preprocessing (through the pixel cache), restricted to `part` of `split` when one is given.
-pub fn model_data(model: &TrainedModel, data: &DataSpec, split: Option<&Path>, part: &str, skip_bad: bool, quiet: bool) -> Result<(ImageSet, Vec<usize>)> {
-    let ds = Dataset::open(data, model.meta.label_scheme)?;
-    if ds.classes != model.meta.classes {
-        anyhow::bail!("the data's classes {:?} differ from the model's {:?}", ds.classes, model.meta.classes);
-    }
-    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), skip_bad, quiet, ..Default::default() };
-    let (set, _) = ImageSet::load(&ds, &model.meta.preprocess, &opts)?;
-    let indices: Vec<usize> = match split {
-        Some(p) => {
-            let split = Split::load(p)?;
-            let part = split.part_index(part)?;
-            (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&part)).collect()
-        }
-        None => (0..set.len()).collect(),
-    };
-    if indices.is_empty() {
-        anyhow::bail!("no image of {data} is in part '{part}' of the split");
-    }
-    Ok((set, indices))
-}
+pub use tta::{dihedral_views, flip_views, maron_tta_views, Tta, TtaViews, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
+pub use load::{decision_priors, is_onnx, load_classifiers, load_model, model_data, split_for, with_priors, ModelInfo, ALL_IMAGES};
+pub use metrics::{argmax, evaluate, headline_auroc, EvalMetrics};
 
 /// Probabilities for images `indices` of `set`, in batches, with a progress bar.
 pub fn predict_set(classifier: &dyn ImageClassifier, set: &ImageSet, indices: &[usize], quiet: bool) -> Result<Vec<Vec<f32>>> {
@@ -65,4 +47,24 @@ pub fn write_predictions(path: &Path, set: &ImageSet, indices: &[usize], probs: 
         })
         .collect();
     dermrobust_core::report::write_table(path, &header, &rows)
+}
+
+/// Evaluate the model at `model` (any kind [`load_model`] reads) on `part` of `data`, with `tta`
+/// if given: write `metrics.json` and `predictions.csv` into `out`. Returns the metrics and the
+/// classifier's description.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_model(model: &Path, data: &DataSpec, split: Option<&Path>, part: &str, tta: Option<&Tta>, skip_bad: bool, seed: u64, out: &Path, quiet: bool) -> Result<(EvalMetrics, String)> {
+    let (classifier, info) = load_model(model)?;
+    let (set, indices) = model_data(&info, data, split, part, skip_bad, quiet)?;
+    let classifier = match tta {
+        Some(t) => t.wrap(classifier),
+        None => classifier,
+    };
+    let probs = predict_set(classifier.as_ref(), &set, &indices, quiet)?;
+    let labels: Vec<usize> = indices.iter().map(|&i| set.labels[i]).collect();
+    let metrics = evaluate(&labels, &probs, &set.classes, seed)?;
+    std::fs::create_dir_all(out)?;
+    write_json(&out.join("metrics.json"), &metrics)?;
+    write_predictions(&out.join("predictions.csv"), &set, &indices, &probs)?;
+    Ok((metrics, classifier.describe()))
 }

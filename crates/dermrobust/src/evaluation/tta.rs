@@ -171,3 +171,84 @@ impl<C: ImageClassifier> ImageClassifier for WithTta<C> {
     }
 }
 
+
+/// A chosen test-time augmentation: the views and the weight of the unmodified image. It
+/// serialises into audit keys and result files, so a result says which TTA made it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Tta {
+    pub views: Vec<ImageOp>,
+    pub original_weight: f32,
+}
+
+impl Tta {
+    /// A TTA of `views`, the unmodified image weighted `original_weight` (in [0, 1]).
+    pub fn new(views: Vec<ImageOp>, original_weight: f32) -> Result<Self> {
+        if !(0.0..=1.0).contains(&original_weight) {
+            bail!("--tta-original-weight must be between 0 and 1, not {original_weight}");
+        }
+        if views.is_empty() && original_weight < 1.0 {
+            bail!("a test-time augmentation needs at least one view");
+        }
+        Ok(Tta { views, original_weight })
+    }
+
+    /// One sentence for reports.
+    pub fn description(&self) -> String {
+        let what = if self.views == maron_tta_views(MARON_TTA_SCALE) {
+            "Maron et al.'s 8 views (no/horizontal flip x zoom 1.35 into each corner)".to_string()
+        } else {
+            format!("{} views ({})", self.views.len(), self.views.iter().map(|v| v.label()).collect::<Vec<_>>().join(", "))
+        };
+        match self.original_weight {
+            w if w == FASTAI_TTA_BETA => format!("test-time augmentation over {what}, blended 0.6/0.4 with the unmodified image as fastai does"),
+            w if w == 0.0 => format!("test-time augmentation: the mean over {what}"),
+            w => format!("test-time augmentation over {what}, the unmodified image weighted {w}"),
+        }
+    }
+
+    /// `inner` with this TTA.
+    pub fn wrap(&self, inner: Box<dyn ImageClassifier>) -> Box<dyn ImageClassifier> {
+        Box::new(WithTta { inner, views: self.views.clone(), original_weight: self.original_weight })
+    }
+}
+
+/// Test-time augmentation options (shared by `evaluate` and `audit`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TtaArgs {
+    /// Test-time augmentation: average the prediction over deterministic views of each image
+    /// (default: Maron et al.'s, as fastai computes it).
+    #[arg(long)]
+    pub tta: bool,
+    #[command(flatten)]
+    pub how: TtaViewArgs,
+}
+
+/// Which TTA (shared by `evaluate`, `audit` and `experiment`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TtaViewArgs {
+    /// The TTA views: `maron` (8: no/horizontal flip x zoom into each of the 4 corners), `flips`
+    /// (4), `dihedral` (8: rotations by 0/90/180/270 degrees x no/horizontal flip), or a TOML file
+    /// of `[[view]]` tables, each an image operation (e.g. `op = "rotate"`, `degrees = 90`).
+    #[arg(long, default_value = "maron")]
+    pub tta_views: TtaViews,
+    /// Side of the corner crops of the `maron` views (fastai: 1/1.35).
+    #[arg(long, default_value_t = MARON_TTA_SCALE)]
+    pub tta_scale: f32,
+    /// Weight of the unmodified image in the TTA blend (fastai: 0.4; 0 = plain mean of the views).
+    #[arg(long, default_value_t = FASTAI_TTA_BETA)]
+    pub tta_original_weight: f32,
+}
+
+impl TtaViewArgs {
+    /// The TTA these options describe (a bad views file is an error naming it).
+    pub fn tta(&self) -> Result<Tta> {
+        Tta::new(self.tta_views.views(self.tta_scale)?, self.tta_original_weight)
+    }
+}
+
+impl TtaArgs {
+    /// The TTA asked for, if any.
+    pub fn chosen(&self) -> Result<Option<Tta>> {
+        if self.tta { self.how.tta().map(Some) } else { Ok(None) }
+    }
+}

@@ -9,8 +9,10 @@
 pub mod checkpoint;
 pub mod densenet;
 pub mod head;
+pub mod input;
 pub mod layers;
 pub mod resnet;
+pub mod run_dir;
 pub mod vgg;
 
 use std::fmt;
@@ -159,6 +161,13 @@ pub struct Classifier {
     pub head: head::Head,
 }
 
+/// What a model returns for a batch: the logits, and any maps it computes beside them (e.g. the
+/// attention maps of an attention model, which loss terms may regularise), by name.
+pub struct ModelOutput {
+    pub logits: Tensor<2>,
+    pub maps: Vec<(String, Tensor<4>)>,
+}
+
 /// Names of the layer groups, in order from input to output.
 pub const LAYER_GROUPS: [&str; 3] = ["body_early.", "body_late.", "head."];
 
@@ -174,6 +183,49 @@ impl Classifier {
 
     pub fn head_forward(&self, features: Tensor<4>) -> Tensor<2> {
         self.head.forward(features)
+    }
+
+    /// Backbone stages from input to output.
+    pub fn stages(&self) -> impl Iterator<Item = &Stage> {
+        self.body_early.iter().chain(&self.body_late)
+    }
+
+    /// Names of the backbone stages, in torchvision's terms: ResNet `stem`, `layer1`..`layer4`;
+    /// VGG `block1`..`block5`; DenseNet `stem`, `denseblock1`, `transition1`, ..., `norm5`.
+    pub fn stage_names(&self) -> Vec<String> {
+        let (mut residual, mut vgg, mut dense, mut transition) = (0, 0, 0, 0);
+        self.stages()
+            .map(|s| match s {
+                Stage::ResStem(_) | Stage::DenseStem(_) => "stem".to_string(),
+                Stage::Residual(_) => {
+                    residual += 1;
+                    format!("layer{residual}")
+                }
+                Stage::Vgg(_) => {
+                    vgg += 1;
+                    format!("block{vgg}")
+                }
+                Stage::Dense(_) => {
+                    dense += 1;
+                    format!("denseblock{dense}")
+                }
+                Stage::Transition(_) => {
+                    transition += 1;
+                    format!("transition{transition}")
+                }
+                Stage::Final(_) => "norm5".to_string(),
+            })
+            .collect()
+    }
+
+    /// The output of backbone stage `last` (inclusive) for normalised input.
+    pub fn forward_through(&self, x: Tensor<4>, last: usize) -> Tensor<4> {
+        self.stages().take(last + 1).fold(x, |x, s| s.forward(x))
+    }
+
+    /// Logits from the output of backbone stage `last` (the rest of the network).
+    pub fn forward_after(&self, activation: Tensor<4>, last: usize) -> Tensor<2> {
+        self.head_forward(self.stages().skip(last + 1).fold(activation, |x, s| s.forward(x)))
     }
 
     /// Fold every batch norm that follows a convolution into it (ResNet, VGG): the same
@@ -193,6 +245,12 @@ impl Classifier {
     /// Logits for normalised input `[N, 3, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         self.head_forward(self.features(x))
+    }
+
+    /// Logits and extra outputs for normalised input (the architectures so far have no extra
+    /// outputs; an attention model returns its maps here).
+    pub fn forward_output(&self, x: Tensor<4>) -> ModelOutput {
+        ModelOutput { logits: self.forward(x), maps: vec![] }
     }
 }
 

@@ -8,4 +8,4 @@ pub mod schedule;
 pub mod trainer;
 
 pub use config::TrainConfig;
-pub use trainer::{prepare_data, train_one, RunResult, TrainData};
+pub use trainer::{prepare_data, prepare_data_with_masks, train_one, train_one_with_terms, RunResult, TrainData};

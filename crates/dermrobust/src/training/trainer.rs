@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 
 use super::batch;
 use super::config::{ClassWeighting, OptimizerKind, TrainConfig};
-use super::loss::Loss;
+use super::loss::{BatchTargets, Loss, LossTerm};
 use super::schedule::Schedule;
 use crate::evaluation::{self, argmax, TrainedModel};
 use crate::models::checkpoint::{self, ModelMeta};
+use crate::models::run_dir::RunDir;
 use crate::models::{normalise, Classifier, ModelConfig, IMAGENET_MEAN, IMAGENET_STD, LAYER_GROUPS};
 
 /// Decoded data and the lesion-aware split of a training run.
@@ -41,12 +42,18 @@ pub struct TrainData {
 
 /// Open the dataset, make or reuse the split, decode (or read cached) pixels.
 pub fn prepare_data(cfg: &TrainConfig, out: &Path, quiet: bool) -> Result<TrainData> {
+    prepare_data_with_masks(cfg, out, quiet, false)
+}
+
+/// [`prepare_data`], with the lesion masks loaded too when `masks` (for loss terms that use
+/// them); batches then carry them.
+pub fn prepare_data_with_masks(cfg: &TrainConfig, out: &Path, quiet: bool, masks: bool) -> Result<TrainData> {
     let ds = Dataset::open(&cfg.data, cfg.labels)?;
-    let split_file = cfg.split.clone().unwrap_or_else(|| out.join("split.json"));
+    let split_file = cfg.split.clone().unwrap_or_else(|| RunDir::new(out).split());
     let train_fraction = 1.0 - cfg.val_fraction - cfg.test_fraction;
     let split = Split::load_or_create(&split_file, &ds, [train_fraction, cfg.val_fraction, cfg.test_fraction], cfg.split_seed)?;
     let prep = Preprocess { size: cfg.image_size, centre_crop: cfg.centre_crop };
-    let opts = LoadOptions { cache_dir: Some(cfg.cache_dir.clone().unwrap_or_else(data::default_cache_dir)), skip_bad: cfg.skip_bad, masks: false, quiet };
+    let opts = LoadOptions { cache_dir: Some(cfg.cache_dir.clone().unwrap_or_else(data::default_cache_dir)), skip_bad: cfg.skip_bad, masks, quiet };
     let (set, report) = ImageSet::load(&ds, &prep, &opts)?;
     if !report.skipped.is_empty() && !quiet {
         eprintln!("skipped {} unreadable images (first: {}: {})", report.skipped.len(), report.skipped[0].0, report.skipped[0].1);
@@ -122,7 +129,41 @@ fn mean_std_of_training_images(set: &ImageSet, train: &[usize]) -> ([f32; 3], [f
     (mean, std)
 }
 
-fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
+/// What the model of a run is: architecture, classes, preprocessing and the normalisation
+/// (ImageNet statistics for pretrained weights, else the training images' own).
+pub fn model_meta(cfg: &TrainConfig, data: &TrainData) -> ModelMeta {
+    let set = &data.set;
+    let (mean, std) = if cfg.pretrained.is_some() { (IMAGENET_MEAN, IMAGENET_STD) } else { mean_std_of_training_images(set, &data.train) };
+    let config = ModelConfig { arch: cfg.arch, num_classes: set.num_classes(), width: cfg.width, head: cfg.head, dropout: cfg.dropout, anti_alias: cfg.anti_alias, mean, std };
+    ModelMeta { config, classes: set.classes.clone(), label_scheme: cfg.labels, preprocess: Preprocess { size: cfg.image_size, centre_crop: cfg.centre_crop } }
+}
+
+/// A fresh model of `config` on `device`, with `--pretrained` weights imported.
+pub fn new_model(cfg: &TrainConfig, config: &ModelConfig, device: &Device, quiet: bool) -> Result<Classifier> {
+    let mut model = config.init(device);
+    if let Some(p) = &cfg.pretrained {
+        let (m, report) = checkpoint::import_torchvision(model, cfg.arch, p)?;
+        model = m;
+        if !quiet {
+            eprintln!("imported {} tensors from {} ({} head parameters left new)", report.applied, p.display(), report.missing.len());
+        }
+    }
+    Ok(model)
+}
+
+/// The training loss of a run: its kind, class weights (from the training part), smoothing.
+pub fn loss(cfg: &TrainConfig, data: &TrainData) -> Loss {
+    let set = &data.set;
+    let train_labels: Vec<usize> = data.train.iter().map(|&i| set.labels[i]).collect();
+    let class_weights = match cfg.class_weights {
+        ClassWeighting::None => None,
+        ClassWeighting::Balanced => Some(data::balance::balanced_class_weights(&data::balance::class_counts(&train_labels, set.num_classes()))),
+    };
+    Loss { kind: cfg.loss, class_weights, label_smoothing: cfg.label_smoothing, focal_gamma: cfg.focal_gamma }
+}
+
+/// The optimiser of a run (SGD with momentum or AdamW, weight decay, gradient clipping).
+pub fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     let optim = match cfg.optimizer {
         OptimizerKind::Sgd => SgdConfig::new()
             .with_momentum(Some(MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0)))
@@ -137,7 +178,7 @@ fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
 }
 
 /// Per-group learning rates: 0.01x / 0.1x / 1x with discriminative learning rates.
-fn learning_rates(lr: f64, discriminative: bool) -> burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate {
+pub fn learning_rates(lr: f64, discriminative: bool) -> burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate {
     let mut s = ModuleLrScheduler::new(lr);
     if discriminative {
         s = s
@@ -154,49 +195,35 @@ fn validate(model: &TrainedModel, set: &ImageSet, val: &[usize]) -> Result<(f64,
     let loss = labels.iter().zip(&probs).map(|(&l, p)| -(p[l].max(1e-7) as f64).ln()).sum::<f64>() / labels.len() as f64;
     let preds: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
     let cm = metrics::ConfusionMatrix::new(&labels, &preds, set.num_classes())?;
-    let probs64: Vec<Vec<f64>> = probs.iter().map(|p| p.iter().map(|&v| v as f64).collect()).collect();
-    let auroc = if set.num_classes() == 2 {
-        let pos = data::LabelScheme::positive_class(&set.classes);
-        let l: Vec<bool> = labels.iter().map(|&x| x == pos).collect();
-        let s: Vec<f64> = probs64.iter().map(|p| p[pos]).collect();
-        metrics::roc_auc(&l, &s).unwrap_or(f64::NAN)
-    } else {
-        metrics::multiclass_auroc(&labels, &probs64, set.num_classes()).map(|m| m.macro_avg).unwrap_or(f64::NAN)
-    };
+    let auroc = evaluation::metrics::headline_auroc_f32(&labels, &probs, &set.classes).unwrap_or(f64::NAN);
     Ok((loss, cm.accuracy(), cm.balanced_accuracy(), auroc))
 }
 
-const CHECKPOINT: &str = "checkpoint";
-const BEST: &str = "model";
-
 /// Train one model into `out`. With `resume`, continue from `out/checkpoint`.
 pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, quiet: bool) -> Result<RunResult> {
+    train_one_with_terms(cfg, data, out, resume, quiet, &[])
+}
+
+/// [`train_one`] with extra loss terms added to the classification loss (terms that need masks
+/// need `data` prepared with them: [`prepare_data_with_masks`]).
+pub fn train_one_with_terms(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, quiet: bool, terms: &[Box<dyn LossTerm>]) -> Result<RunResult> {
+    if let Some(t) = terms.iter().find(|t| t.needs_masks()) {
+        if !data.set.has_any_mask() {
+            bail!("the loss term '{}' needs lesion masks, but {} has none loaded", t.name(), cfg.data);
+        }
+    }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let set = &data.set;
-    let device = Device::flex().autodiff();
+    let device = crate::device::autodiff_device();
+    let run = RunDir::new(out);
     device.seed(cfg.seed);
-    let (mean, std) = if cfg.pretrained.is_some() { (IMAGENET_MEAN, IMAGENET_STD) } else { mean_std_of_training_images(set, &data.train) };
-    let model_config = ModelConfig {
-        arch: cfg.arch,
-        num_classes: set.num_classes(),
-        width: cfg.width,
-        head: cfg.head,
-        dropout: cfg.dropout,
-        anti_alias: cfg.anti_alias,
-        mean,
-        std,
-    };
-    let meta = ModelMeta {
-        config: model_config.clone(),
-        classes: set.classes.clone(),
-        label_scheme: cfg.labels,
-        preprocess: Preprocess { size: cfg.image_size, centre_crop: cfg.centre_crop },
-    };
-    let ckpt = out.join(CHECKPOINT);
-    let (mut model, mut optim, mut state) = if resume && ckpt.join("state.json").is_file() {
-        let state: TrainState = read_json(&ckpt.join("state.json"))?;
+    let meta = model_meta(cfg, data);
+    let model_config = meta.config.clone();
+    let ckpt = run.checkpoint();
+    let (mut model, mut optim, mut state) = if resume && run.state().is_file() {
+        let state: TrainState = read_json(&run.state())?;
         if state.config != *cfg {
-            bail!("--resume: the configuration differs from the interrupted run's ({}); start a new run or use the same options", ckpt.join("state.json").display());
+            bail!("--resume: the configuration differs from the interrupted run's ({}); start a new run or use the same options", run.state().display());
         }
         let (model, _) = checkpoint::load(&ckpt, &device)?;
         let optim = optimizer(cfg).load(ckpt.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("cannot load optimizer state: {e:?}"))?;
@@ -208,23 +235,11 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
         if resume && !quiet {
             eprintln!("--resume: no checkpoint in {}, starting from scratch", ckpt.display());
         }
-        let mut model = model_config.init(&device);
-        if let Some(p) = &cfg.pretrained {
-            let (m, report) = checkpoint::import_torchvision(model, cfg.arch, p)?;
-            model = m;
-            if !quiet {
-                eprintln!("imported {} tensors from {} ({} head parameters left new)", report.applied, p.display(), report.missing.len());
-            }
-        }
-        (model, optimizer(cfg), TrainState { epochs_done: 0, best_val_auroc: f64::NEG_INFINITY, best_epoch: 0, history: vec![], config: cfg.clone(), stopped_early: false })
+        (new_model(cfg, &model_config, &device, quiet)?, optimizer(cfg), TrainState { epochs_done: 0, best_val_auroc: f64::NEG_INFINITY, best_epoch: 0, history: vec![], config: cfg.clone(), stopped_early: false })
     };
 
     let train_labels: Vec<usize> = data.train.iter().map(|&i| set.labels[i]).collect();
-    let class_weights = match cfg.class_weights {
-        ClassWeighting::None => None,
-        ClassWeighting::Balanced => Some(data::balance::balanced_class_weights(&data::balance::class_counts(&train_labels, set.num_classes()))),
-    };
-    let loss_fn = Loss { kind: cfg.loss, class_weights, label_smoothing: cfg.label_smoothing, focal_gamma: cfg.focal_gamma };
+    let loss_fn = loss(cfg, data);
     let schedule = Schedule::from_config(cfg);
 
     // A run that stopped early stays stopped when resumed.
@@ -256,7 +271,14 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
         for (b, host) in receiver.into_iter().enumerate() {
             lr = schedule.lr(epoch as f64 + b as f64 / batches as f64);
             let x = normalise(host.to_tensor(&device), &model_config);
-            let loss = loss_fn.forward(model.forward(x), &host.labels);
+            let output = model.forward_output(x);
+            let mut loss = loss_fn.forward(output.logits.clone(), &host.labels);
+            if !terms.is_empty() {
+                let targets = BatchTargets { labels: &host.labels, masks: host.masks_tensor(&device), has_mask: &host.has_mask };
+                for term in terms {
+                    loss = loss + term.forward(&output, &targets);
+                }
+            }
             let value: f32 = loss.clone().into_scalar();
             if !value.is_finite() {
                 bar.abandon();
@@ -278,7 +300,7 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
         }
         bar.finish_and_clear();
 
-        let inference = TrainedModel { model: model.valid(), meta: meta.clone(), device: Device::flex(), batch_size: 128 };
+        let inference = TrainedModel { model: model.valid(), meta: meta.clone(), device: crate::device::inference_device(), batch_size: 128 };
         let (val_loss, val_acc, val_bacc, val_auroc) = validate(&inference, set, &data.val)?;
         let record = EpochRecord {
             epoch: epoch + 1,
@@ -302,7 +324,7 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
         if score > state.best_val_auroc {
             state.best_val_auroc = score;
             state.best_epoch = epoch + 1;
-            checkpoint::save(&out.join(BEST), inference.model.clone(), &meta)?;
+            checkpoint::save(&run.best_model(), inference.model.clone(), &meta)?;
         }
         state.stopped_early = cfg.patience > 0 && state.epochs_done - state.best_epoch >= cfg.patience;
         save_checkpoint(out, inference.model, &meta, &optim, &state)?;
@@ -318,12 +340,12 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
     let test = if data.test.is_empty() {
         None
     } else {
-        let best = TrainedModel::load(&out.join(BEST))?;
+        let best = TrainedModel::load(&run.best_model())?;
         let probs = evaluation::predict_set(&best, set, &data.test, quiet)?;
         let labels: Vec<usize> = data.test.iter().map(|&i| set.labels[i]).collect();
         let m = evaluation::evaluate(&labels, &probs, &set.classes, cfg.seed)?;
-        write_json(&out.join("metrics.json"), &m)?;
-        evaluation::write_predictions(&out.join("predictions.csv"), set, &data.test, &probs)?;
+        write_json(&run.metrics(), &m)?;
+        evaluation::write_predictions(&run.predictions(), set, &data.test, &probs)?;
         Some(m)
     };
     Ok(RunResult { out: out.to_path_buf(), best_epoch: state.best_epoch, best_val_auroc: state.best_val_auroc, test })
@@ -332,9 +354,9 @@ pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, 
 /// Write the checkpoint into a fresh folder, then swap it in, so an interruption at any moment
 /// leaves a complete checkpoint.
 fn save_checkpoint(out: &Path, model: Classifier, meta: &ModelMeta, optim: &ModuleOptimizer, state: &TrainState) -> Result<()> {
-    let fresh = out.join(format!("{CHECKPOINT}.new"));
-    let old = out.join(format!("{CHECKPOINT}.old"));
-    let current = out.join(CHECKPOINT);
+    let run = RunDir::new(out);
+    let (fresh, old) = run.checkpoint_swap();
+    let current = run.checkpoint();
     let _ = std::fs::remove_dir_all(&fresh);
     checkpoint::save(&fresh, model, meta)?;
     optim.save(fresh.join("optimizer.bpk")).map_err(|e| anyhow::anyhow!("cannot save optimizer state: {e:?}"))?;
@@ -349,24 +371,17 @@ fn save_checkpoint(out: &Path, model: Classifier, meta: &ModelMeta, optim: &Modu
 }
 
 fn write_history(out: &Path, history: &[EpochRecord]) -> Result<()> {
-    dermrobust_core::report::write_csv(&out.join("history.csv"), history)?;
+    let run = RunDir::new(out);
+    dermrobust_core::report::write_csv(&run.history(), history)?;
     use dermrobust_core::report::plots::{line_plot, Series};
     let series = |name: &str, f: fn(&EpochRecord) -> f64| Series { name: name.into(), points: history.iter().map(|r| (r.epoch as f64, f(r))).collect(), dashed: false };
     let svg = line_plot("Training", "epoch", "value", &[series("train loss", |r| r.train_loss), series("validation loss", |r| r.val_loss), series("validation AUROC", |r| r.val_auroc), series("validation balanced accuracy", |r| r.val_balanced_accuracy)], false)?;
-    dermrobust_core::report::atomic_write(&out.join("training_curves.svg"), svg.as_bytes())
+    dermrobust_core::report::atomic_write(&run.curves(), svg.as_bytes())
 }
 
 /// Whether the run in `out` trained to its end (all epochs, or stopped early), judged by its
 /// last checkpoint; an interrupted run is not finished even though its best model exists.
 pub fn training_finished(out: &Path) -> bool {
-    read_json::<TrainState>(&out.join(CHECKPOINT).join("state.json")).is_ok_and(|s| s.stopped_early || s.epochs_done >= s.config.epochs)
+    read_json::<TrainState>(&RunDir::new(out).state()).is_ok_and(|s| s.stopped_early || s.epochs_done >= s.config.epochs)
 }
 
-/// Resolve a run folder, a model folder or a `model.json` to the model folder.
-pub fn resolve_model_path(path: &Path) -> PathBuf {
-    if path.join(BEST).join(checkpoint::META_FILE).is_file() {
-        path.join(BEST)
-    } else {
-        checkpoint::model_dir(path)
-    }
-}

@@ -1,0 +1,162 @@
+//! Loading any model as a classifier: a dermrobust model or training run folder, or an ONNX file
+//! with its sidecar; with test-time augmentation, ensembles and prior correction on top. Also
+//! the images a model is evaluated on, read the way the model expects them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use dermrobust_core::data::split::TRAIN;
+use dermrobust_core::data::{default_cache_dir, DataSpec, Dataset, ImageSet, LabelScheme, LoadOptions, Preprocess, Split};
+
+use super::classifier::{class_shares, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
+use super::onnx::OnnxModel;
+use super::tta::Tta;
+use crate::models::run_dir::{resolve_model_path, RunDir};
+
+/// The part name that means "every image of the data, no split" (`--part all`), for auditing
+/// a model on an external dataset.
+pub const ALL_IMAGES: &str = "all";
+
+/// How a model reads data: its classes (in output order), label scheme and preprocessing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    pub classes: Vec<String>,
+    pub label_scheme: LabelScheme,
+    pub preprocess: Preprocess,
+}
+
+/// Whether `path` names an ONNX model.
+pub fn is_onnx(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+}
+
+/// Load the model at `path` (a dermrobust model or run folder, or an `.onnx` file).
+pub fn load_model(path: &Path) -> Result<(Box<dyn ImageClassifier>, ModelInfo)> {
+    if is_onnx(path) {
+        let m = OnnxModel::load(path)?;
+        let info = ModelInfo { classes: m.sidecar.classes.clone(), label_scheme: m.sidecar.labels, preprocess: m.sidecar.preprocess() };
+        Ok((Box::new(m), info))
+    } else {
+        let m = TrainedModel::load(&resolve_model_path(path))?;
+        let info = ModelInfo { classes: m.meta.classes.clone(), label_scheme: m.meta.label_scheme, preprocess: m.meta.preprocess.clone() };
+        Ok((Box::new(m), info))
+    }
+}
+
+/// The split to use for the model at `model`: `explicit` if given, else the `split.json` of the
+/// training run that holds the model, if any.
+pub fn split_for(model: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(p) = explicit {
+        return Some(p.to_path_buf());
+    }
+    if is_onnx(model) {
+        return None;
+    }
+    RunDir::of_model(model).and_then(|r| r.existing_split())
+}
+
+/// Load `models` as classifiers: each one, or their ensemble; with `tta`. All must share classes
+/// and input.
+pub fn load_classifiers(models: &[PathBuf], ensemble: bool, tta: Option<&Tta>) -> Result<(Vec<Box<dyn ImageClassifier>>, ModelInfo)> {
+    if models.is_empty() {
+        bail!("no model given");
+    }
+    let mut loaded = Vec::new();
+    let mut info: Option<ModelInfo> = None;
+    for p in models {
+        let (m, i) = load_model(p)?;
+        match &info {
+            Some(first) if first.classes != i.classes || first.preprocess != i.preprocess => bail!(
+                "{} has classes {:?} at {:?}, unlike the first model's {:?} at {:?}: models audited together must match",
+                p.display(),
+                i.classes,
+                i.preprocess,
+                first.classes,
+                first.preprocess
+            ),
+            Some(_) => {}
+            None => info = Some(i),
+        }
+        loaded.push(m);
+    }
+    let wrap = |m: Box<dyn ImageClassifier>| match tta {
+        Some(t) => t.wrap(m),
+        None => m,
+    };
+    let classifiers = if ensemble { vec![wrap(Box::new(Ensemble { members: loaded }))] } else { loaded.into_iter().map(wrap).collect() };
+    Ok((classifiers, info.expect("at least one model")))
+}
+
+/// `classifiers` corrected to equal class priors when `priors` (training class shares) are
+/// given (`--decision balanced`).
+pub fn with_priors(classifiers: Vec<Box<dyn ImageClassifier>>, priors: Option<&[f32]>) -> Result<Vec<Box<dyn ImageClassifier>>> {
+    match priors {
+        None => Ok(classifiers),
+        Some(p) => classifiers.into_iter().map(|c| Ok(Box::new(PriorCorrected::new(c, p.to_vec())?) as Box<dyn ImageClassifier>)).collect(),
+    }
+}
+
+/// The images a model is evaluated or audited on: `data` read with the model's label scheme and
+/// preprocessing (through the pixel cache), restricted to `part` of `split` when there is a split
+/// and `part` is not [`ALL_IMAGES`]. Classes are put in the model's output order.
+pub fn model_data(info: &ModelInfo, data: &DataSpec, split: Option<&Path>, part: &str, skip_bad: bool, quiet: bool) -> Result<(ImageSet, Vec<usize>)> {
+    let ds = Dataset::open(data, info.label_scheme)?;
+    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), skip_bad, quiet, ..Default::default() };
+    let (mut set, report) = ImageSet::load(&ds, &info.preprocess, &opts)?;
+    if !report.skipped.is_empty() && !quiet {
+        eprintln!("skipped {} unreadable images (first: {}: {})", report.skipped.len(), report.skipped[0].0, report.skipped[0].1);
+    }
+    reorder_classes(&mut set, &info.classes).with_context(|| format!("data {data}"))?;
+    let indices: Vec<usize> = match split.filter(|_| part != ALL_IMAGES) {
+        Some(p) => {
+            let split = Split::load(p)?;
+            let part_index = split.part_index(part)?;
+            let idx: Vec<usize> = (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&part_index)).collect();
+            if idx.is_empty() {
+                bail!(
+                    "no image of {data} is in part '{part}' of the split {}: the split was made for other data. To use every image of an external dataset, give --part {ALL_IMAGES}",
+                    p.display()
+                );
+            }
+            idx
+        }
+        None => (0..set.len()).collect(),
+    };
+    if indices.is_empty() {
+        bail!("{data} has no image");
+    }
+    Ok((set, indices))
+}
+
+/// Put the set's classes in `model_classes` order (relabelling images), or fail if the data has
+/// classes the model does not know.
+pub fn reorder_classes(set: &mut ImageSet, model_classes: &[String]) -> Result<()> {
+    if set.classes == model_classes {
+        return Ok(());
+    }
+    let map: Vec<usize> = set
+        .classes
+        .iter()
+        .map(|c| model_classes.iter().position(|m| m == c).with_context(|| format!("the data's class '{c}' is not among the model's classes {model_classes:?} (data classes {:?})", set.classes)))
+        .collect::<Result<_>>()?;
+    for l in set.labels.iter_mut() {
+        *l = map[*l];
+    }
+    set.classes = model_classes.to_vec();
+    Ok(())
+}
+
+/// The training class shares that `--decision balanced` corrects with, from `split`'s training
+/// part; `None` for `argmax`.
+pub fn decision_priors(decision: DecisionRule, set: &ImageSet, split: Option<&Path>) -> Result<Option<Vec<f32>>> {
+    match decision {
+        DecisionRule::Argmax => Ok(None),
+        DecisionRule::Balanced => {
+            let Some(path) = split else { bail!("--decision balanced needs the training split for the class shares: give --split") };
+            let split = Split::load(path)?;
+            let train_part = split.part_index(TRAIN)?;
+            let train: Vec<usize> = (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&train_part)).collect();
+            Ok(Some(class_shares(&set.labels, &train, set.num_classes()).with_context(|| format!("training part of {}", path.display()))?))
+        }
+    }
+}
