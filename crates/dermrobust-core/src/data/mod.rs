@@ -14,7 +14,7 @@ pub mod summary;
 
 pub use dataset::Dataset;
 pub use imageset::{default_cache_dir, ImageSet, LoadOptions, LoadReport, Preprocess};
-pub use labels::LabelScheme;
+pub use labels::{LabelMap, LabelScheme};
 pub use record::{ImageSource, Record};
 pub use spec::{DataSpec, DATA_SPEC_HELP};
 pub use split::Split;

@@ -5,19 +5,23 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use super::labels::canonical_dx;
+use super::labels::LabelMap;
 use super::spec::DataSpec;
 // Re-exported so that `data::sources::{ImageSource, Record}` keeps working.
 pub use super::record::{ImageSource, Record};
 
 /// Read the records a spec describes. Missing image files are an error naming the CSV line.
 pub fn read_records(spec: &DataSpec) -> Result<Vec<Record>> {
+    let map = match spec.label_map() {
+        Some(path) => LabelMap::read(path)?,
+        None => LabelMap::default(),
+    };
     let records = match spec {
         DataSpec::Synthetic(cfg) => crate::synth::records(cfg),
-        DataSpec::Ham10000 { metadata, images, masks } => read_ham10000(metadata, images, masks.as_deref())?,
-        DataSpec::Isic { csv, images, masks } => read_isic(csv, images, masks.as_deref())?,
-        DataSpec::Manifest { csv } => read_manifest(csv)?,
-        DataSpec::Folders { dir } => read_folders(dir)?,
+        DataSpec::Ham10000 { metadata, images, masks, .. } => read_ham10000(metadata, images, masks.as_deref(), &map)?,
+        DataSpec::Isic { csv, images, masks, .. } => read_isic(csv, images, masks.as_deref(), &map)?,
+        DataSpec::Manifest { csv, .. } => read_manifest(csv, &map)?,
+        DataSpec::Folders { dir, .. } => read_folders(dir, &map)?,
     };
     if records.is_empty() {
         bail!("dataset {spec} contains no images");
@@ -66,7 +70,7 @@ fn mask_for(masks: Option<&Path>, id: &str) -> Option<PathBuf> {
     masks.map(|d| d.join(format!("{id}_segmentation.png"))).filter(|p| p.is_file())
 }
 
-fn read_ham10000(metadata: &Path, images: &Path, masks: Option<&Path>) -> Result<Vec<Record>> {
+fn read_ham10000(metadata: &Path, images: &Path, masks: Option<&Path>, map: &LabelMap) -> Result<Vec<Record>> {
     if !images.is_dir() {
         bail!("HAM10000 image folder {} does not exist", images.display());
     }
@@ -80,8 +84,10 @@ fn read_ham10000(metadata: &Path, images: &Path, masks: Option<&Path>) -> Result
             row.get(c).filter(|v| !v.is_empty()).with_context(|| format!("{origin}: empty field '{}'", &headers[c]))
         };
         let id = field(c_image)?.to_string();
-        let dx = canonical_dx(field(c_dx)?);
-        if !super::labels::HAM7.contains(&dx.as_str()) {
+        let raw = field(c_dx)?;
+        let dx = map.canonical(raw);
+        // A label the user's map renames may leave the seven HAM10000 diagnoses on purpose.
+        if map.get(raw).is_none() && !super::labels::HAM7.contains(&dx.as_str()) {
             bail!("{origin}: unknown diagnosis '{dx}' for image {id} (expected one of {})", super::labels::HAM7.join(", "));
         }
         let path = find_image(images, &id).with_context(|| format!("{origin}: image file for '{id}' not found in {}", images.display()))?;
@@ -92,12 +98,12 @@ fn read_ham10000(metadata: &Path, images: &Path, masks: Option<&Path>) -> Result
 
 /// ISIC one-hot ground truth: first column the image id, then one column per class holding 0/1
 /// (or 0.0/1.0). 2017's two columns imply nevus when both are 0.
-fn read_isic(csv_path: &Path, images: &Path, masks: Option<&Path>) -> Result<Vec<Record>> {
+fn read_isic(csv_path: &Path, images: &Path, masks: Option<&Path>, map: &LabelMap) -> Result<Vec<Record>> {
     let (headers, rows) = rows(csv_path)?;
     if headers.len() < 2 {
         bail!("{}: line 1: an ISIC ground-truth CSV needs an id column and class columns", csv_path.display());
     }
-    let class_names: Vec<String> = headers.iter().skip(1).map(canonical_dx).collect();
+    let class_names: Vec<String> = headers.iter().skip(1).map(|h| map.canonical(h)).collect();
     let implicit_nevus = !class_names.iter().any(|c| c == "nv");
     let mut out = Vec::with_capacity(rows.len());
     for (line, row) in rows {
@@ -124,7 +130,7 @@ fn read_isic(csv_path: &Path, images: &Path, masks: Option<&Path>) -> Result<Vec
 }
 
 /// Generic manifest: `path,label[,mask][,group]`, paths relative to the CSV's folder.
-fn read_manifest(csv_path: &Path) -> Result<Vec<Record>> {
+fn read_manifest(csv_path: &Path, map: &LabelMap) -> Result<Vec<Record>> {
     let base = csv_path.parent().unwrap_or(Path::new("."));
     let (headers, rows) = rows(csv_path)?;
     let c_path = column(&headers, "path", csv_path)?;
@@ -152,13 +158,13 @@ fn read_manifest(csv_path: &Path) -> Result<Vec<Record>> {
         };
         let id = rel.to_string();
         let group = c_group.and_then(|c| row.get(c)).filter(|v| !v.is_empty()).map(str::to_string).unwrap_or_else(|| id.clone());
-        out.push(Record { id, dx: canonical_dx(label), group, source: ImageSource::File(path), mask, origin });
+        out.push(Record { id, dx: map.canonical(label), group, source: ImageSource::File(path), mask, origin });
     }
     Ok(out)
 }
 
 /// One sub-folder per class.
-fn read_folders(dir: &Path) -> Result<Vec<Record>> {
+fn read_folders(dir: &Path, map: &LabelMap) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     let mut classes: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read folder {}", dir.display()))?
@@ -175,7 +181,7 @@ fn read_folders(dir: &Path) -> Result<Vec<Record>> {
         files.sort();
         for path in files {
             let id = format!("{class}/{}", path.file_name().unwrap().to_string_lossy());
-            out.push(Record { origin: path.display().to_string(), group: id.clone(), id, dx: canonical_dx(&class), source: ImageSource::File(path), mask: None });
+            out.push(Record { origin: path.display().to_string(), group: id.clone(), id, dx: map.canonical(&class), source: ImageSource::File(path), mask: None });
         }
     }
     Ok(out)

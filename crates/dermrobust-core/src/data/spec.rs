@@ -20,16 +20,56 @@ Dataset, written KIND[:PATH][,KEY=VALUE...]:
                                       seborrheic_keratosis; 2018: image,MEL,NV,BCC,AKIEC,BKL,DF,VASC)
   manifest:CSV                        generic CSV with columns path,label[,mask][,group]
                                       (relative paths are relative to the CSV)
-  folders:DIR                         one sub-folder per class: DIR/<class>/*.jpg|png";
+  folders:DIR                         one sub-folder per class: DIR/<class>/*.jpg|png
+Every kind but synthetic also takes label_map=FILE: rename the labels the dataset holds (labels,
+ISIC class columns, class folders) before they are read, from a CSV file of from,to lines (an
+optional from,to header; # starts a comment) or a TOML file of \"from\" = \"to\" pairs. Labels
+match ignoring case, spaces, _ and -. Common spellings need no map: melanoma -> mel; nevus,
+common_nevus, atypical_nevus (PH2) -> nv; seborrheic keratosis -> bkl; basal cell carcinoma -> bcc;
+actinic keratosis -> akiec; dermatofibroma -> df; vascular lesion -> vasc.";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DataSpec {
     Synthetic(SyntheticConfig),
-    Ham10000 { metadata: PathBuf, images: PathBuf, masks: Option<PathBuf> },
-    Isic { csv: PathBuf, images: PathBuf, masks: Option<PathBuf> },
-    Manifest { csv: PathBuf },
-    Folders { dir: PathBuf },
+    Ham10000 {
+        metadata: PathBuf,
+        images: PathBuf,
+        masks: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label_map: Option<PathBuf>,
+    },
+    Isic {
+        csv: PathBuf,
+        images: PathBuf,
+        masks: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label_map: Option<PathBuf>,
+    },
+    Manifest {
+        csv: PathBuf,
+        /// A file renaming labels before they are read (see [`crate::data::labels::LabelMap`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label_map: Option<PathBuf>,
+    },
+    Folders {
+        dir: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label_map: Option<PathBuf>,
+    },
+}
+
+impl DataSpec {
+    /// The label map file the spec names, if any.
+    pub fn label_map(&self) -> Option<&std::path::Path> {
+        match self {
+            DataSpec::Synthetic(_) => None,
+            DataSpec::Ham10000 { label_map, .. }
+            | DataSpec::Isic { label_map, .. }
+            | DataSpec::Manifest { label_map, .. }
+            | DataSpec::Folders { label_map, .. } => label_map.as_deref(),
+        }
+    }
 }
 
 impl Default for DataSpec {
@@ -82,30 +122,32 @@ impl FromStr for DataSpec {
                 DataSpec::Synthetic(cfg)
             }
             "ham10000" => {
-                allowed(&["images", "masks", "metadata"])?;
+                allowed(&["images", "masks", "metadata", "label_map"])?;
                 let dir = need_path()?;
                 let default_masks = dir.join("masks");
                 DataSpec::Ham10000 {
                     metadata: take("metadata").unwrap_or_else(|| dir.join("HAM10000_metadata.csv")),
                     images: take("images").unwrap_or_else(|| dir.join("images")),
                     masks: take("masks").or_else(|| default_masks.is_dir().then_some(default_masks)),
+                    label_map: take("label_map"),
                 }
             }
             "isic" => {
-                allowed(&["images", "masks"])?;
+                allowed(&["images", "masks", "label_map"])?;
                 DataSpec::Isic {
                     csv: need_path()?,
                     images: take("images").with_context(|| format!("data spec '{s}': isic needs images=DIR"))?,
                     masks: take("masks"),
+                    label_map: take("label_map"),
                 }
             }
             "manifest" => {
-                allowed(&[])?;
-                DataSpec::Manifest { csv: need_path()? }
+                allowed(&["label_map"])?;
+                DataSpec::Manifest { csv: need_path()?, label_map: take("label_map") }
             }
             "folders" => {
-                allowed(&[])?;
-                DataSpec::Folders { dir: need_path()? }
+                allowed(&["label_map"])?;
+                DataSpec::Folders { dir: need_path()?, label_map: take("label_map") }
             }
             other => bail!("data spec '{s}': unknown kind '{other}'.\n{DATA_SPEC_HELP}"),
         })
@@ -115,11 +157,15 @@ impl FromStr for DataSpec {
 impl std::fmt::Display for DataSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DataSpec::Synthetic(c) => write!(f, "synthetic:n={},seed={},photos={}", c.lesions, c.seed, c.max_photos_per_lesion),
-            DataSpec::Ham10000 { images, .. } => write!(f, "ham10000:{}", images.parent().unwrap_or(images).display()),
-            DataSpec::Isic { csv, .. } => write!(f, "isic:{}", csv.display()),
-            DataSpec::Manifest { csv } => write!(f, "manifest:{}", csv.display()),
-            DataSpec::Folders { dir } => write!(f, "folders:{}", dir.display()),
+            DataSpec::Synthetic(c) => write!(f, "synthetic:n={},seed={},photos={}", c.lesions, c.seed, c.max_photos_per_lesion)?,
+            DataSpec::Ham10000 { images, .. } => write!(f, "ham10000:{}", images.parent().unwrap_or(images).display())?,
+            DataSpec::Isic { csv, .. } => write!(f, "isic:{}", csv.display())?,
+            DataSpec::Manifest { csv, .. } => write!(f, "manifest:{}", csv.display())?,
+            DataSpec::Folders { dir, .. } => write!(f, "folders:{}", dir.display())?,
+        }
+        match self.label_map() {
+            Some(m) => write!(f, ",label_map={}", m.display()),
+            None => Ok(()),
         }
     }
 }
