@@ -185,10 +185,10 @@ impl LabelMap {
         if to.trim().is_empty() {
             bail!("{at}: empty 'to' label for '{from}'");
         }
-        if let Some(prev) = self.entries.get(&key) {
-            if normalise_label(prev) != normalise_label(to) {
-                bail!("{at}: '{from}' is mapped twice, to '{prev}' ({}) and to '{to}'", first_at[&key]);
-            }
+        if let Some(prev) = self.entries.get(&key)
+            && normalise_label(prev) != normalise_label(to)
+        {
+            bail!("{at}: '{from}' is mapped twice, to '{prev}' ({}) and to '{to}'", first_at[&key]);
         }
         first_at.entry(key.clone()).or_insert_with(|| at.to_string());
         self.entries.insert(key, to.trim().to_string());

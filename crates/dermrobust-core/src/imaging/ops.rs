@@ -520,10 +520,10 @@ pub fn compose_affine(ops: &[ImageOp]) -> Vec<ImageOp> {
             out.push(op);
             continue;
         }
-        if let (Some(f), Some(current)) = (fill_of(&op), run_fill) {
-            if f != current {
-                finish(&mut run, &mut run_fill, &mut out);
-            }
+        if let (Some(f), Some(current)) = (fill_of(&op), run_fill)
+            && f != current
+        {
+            finish(&mut run, &mut run_fill, &mut out);
         }
         if run_fill.is_none() {
             run_fill = fill_of(&op);
@@ -559,18 +559,21 @@ fn set_pixels(img: &Image, at_size: [usize; 2], pixels: &[PixelValue]) -> Result
 /// A stamp template as read from its file: RGB and alpha planes.
 type Template = Arc<(Image, Image)>;
 
+/// Path -> (file length, modification time, template).
+type TemplateCache = Mutex<HashMap<PathBuf, (u64, Option<std::time::SystemTime>, Template)>>;
+
 /// Templates already read, keyed by path and checked against the file's length and time, so
 /// that an audit stamping thousands of images reads the file once.
 fn load_template(path: &Path) -> Result<Template> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, (u64, Option<std::time::SystemTime>, Template)>>> = OnceLock::new();
+    static CACHE: OnceLock<TemplateCache> = OnceLock::new();
     let meta = std::fs::metadata(path)
         .with_context(|| format!("image operation stamp: cannot read the template file {}", path.display()))?;
     let stamp = (meta.len(), meta.modified().ok());
     let cache = CACHE.get_or_init(Default::default);
-    if let Some((len, time, t)) = cache.lock().unwrap().get(path) {
-        if (*len, *time) == stamp {
-            return Ok(t.clone());
-        }
+    if let Some((len, time, t)) = cache.lock().unwrap().get(path)
+        && (*len, *time) == stamp
+    {
+        return Ok(t.clone());
     }
     let t: Template = Arc::new(
         io::read_rgb_alpha(path).with_context(|| format!("image operation stamp: cannot read the template file {}", path.display()))?,
@@ -607,10 +610,10 @@ fn stamp(img: &Image, path: &Path, centre: (f32, f32), scale: f32, degrees: f32,
             }
         };
         cover.data[i] = a;
-        for c in 0..3 {
+        for (c, v) in px.iter().enumerate() {
             effect.data[c * plane + i] = match mode {
-                StampMode::Add => ((px[c] - 128.0 / 255.0) * (255.0 / 127.0)).clamp(-1.0, 1.0) * a,
-                StampMode::KeyedBlend { .. } => px[c] * a,
+                StampMode::Add => ((v - 128.0 / 255.0) * (255.0 / 127.0)).clamp(-1.0, 1.0) * a,
+                StampMode::KeyedBlend { .. } => v * a,
             };
         }
     }
