@@ -34,6 +34,28 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+impl BenchArgs {
+    /// Refuse options that would measure nothing or divide by zero.
+    pub fn validate(&self) -> Result<()> {
+        if self.iters == 0 {
+            anyhow::bail!("--iters must be at least 1, got 0 (the median of no timings is undefined)");
+        }
+        if self.batch == 0 {
+            anyhow::bail!("--batch must be at least 1, got 0");
+        }
+        if self.classes < 2 {
+            anyhow::bail!("--classes must be at least 2, got {}", self.classes);
+        }
+        if self.res < 16 {
+            anyhow::bail!("--res must be at least 16 pixels, got {}", self.res);
+        }
+        if !(self.width.is_finite() && self.width > 0.0) {
+            anyhow::bail!("--width must be a finite number greater than 0, got {}", self.width);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Serialize)]
 struct BenchResult {
     arch: String,
@@ -53,6 +75,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 pub fn run(a: &BenchArgs) -> Result<()> {
+    a.validate()?;
     let config = ModelConfig { width: a.width, anti_alias: a.anti_alias, head: crate::models::HeadKind::Linear, ..ModelConfig::new(a.arch, a.classes) };
     let device = crate::device::autodiff_device();
     device.seed(0);

@@ -217,6 +217,81 @@ impl TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Check every option's range. The error lists each bad option by its flag, e.g.
+    /// `--batch-size must be at least 1, got 0` (one line per problem), so a run never starts with
+    /// a value that would give NaN losses, an empty split or a division by zero.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems: Vec<String> = Vec::new();
+        let mut at_least = |flag: &str, v: usize, min: usize| {
+            if v < min {
+                problems.push(format!("--{flag} must be at least {min}, got {v}"));
+            }
+        };
+        at_least("epochs", self.epochs, 1);
+        at_least("batch-size", self.batch_size, 1);
+        at_least("image-size", self.image_size, 16);
+        at_least("step-epochs", self.step_epochs, 1);
+        at_least("sgdr-cycle", self.sgdr_cycle, 1);
+        at_least("sgdr-mult", self.sgdr_mult, 1);
+        at_least("repeats", self.repeats, 1);
+        if let Some(m) = self.max_batches {
+            at_least("max-batches", m, 1);
+        }
+        // [lo, hi) or [lo, hi] ranges of real numbers; NaN and infinities fail every range.
+        let mut in_range = |flag: &str, v: f64, lo: f64, hi: f64, hi_inclusive: bool| {
+            let ok = v.is_finite() && v >= lo && if hi_inclusive { v <= hi } else { v < hi };
+            if !ok {
+                let close = if hi_inclusive { ']' } else { ')' };
+                problems.push(format!("--{flag} must be in [{lo}, {hi}{close}, got {v}"));
+            }
+        };
+        in_range("val-fraction", self.val_fraction, 0.0, 1.0, false);
+        in_range("test-fraction", self.test_fraction, 0.0, 1.0, false);
+        in_range("dropout", self.dropout, 0.0, 1.0, false);
+        in_range("momentum", self.momentum, 0.0, 1.0, false);
+        in_range("warmup", self.warmup, 0.0, 1.0, false);
+        in_range("label-smoothing", self.label_smoothing, 0.0, 1.0, false);
+        if let Some(c) = self.centre_crop {
+            if !(c.is_finite() && c > 0.0 && c <= 1.0) {
+                problems.push(format!("--centre-crop must be greater than 0 and at most 1, got {c}"));
+            }
+        }
+        let mut positive = |flag: &str, v: f64| {
+            if !(v.is_finite() && v > 0.0) {
+                problems.push(format!("--{flag} must be a finite number greater than 0, got {v}"));
+            }
+        };
+        positive("lr", self.lr);
+        positive("width", self.width);
+        positive("step-gamma", self.step_gamma);
+        if let Some(c) = self.clip_grad_norm {
+            positive("clip-grad-norm", c as f64);
+        }
+        let mut non_negative = |flag: &str, v: f64| {
+            if !(v.is_finite() && v >= 0.0) {
+                problems.push(format!("--{flag} must be a finite number of at least 0, got {v}"));
+            }
+        };
+        non_negative("weight-decay", self.weight_decay);
+        non_negative("focal-gamma", self.focal_gamma);
+        let held_out = self.val_fraction + self.test_fraction;
+        if self.val_fraction.is_finite() && self.test_fraction.is_finite() && held_out >= 1.0 {
+            problems.push(format!(
+                "--val-fraction + --test-fraction must be less than 1 (something must be left to train on), got {} + {} = {held_out}",
+                self.val_fraction, self.test_fraction
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else if problems.len() == 1 {
+            anyhow::bail!("{}", problems[0])
+        } else {
+            anyhow::bail!("invalid training options:\n  {}", problems.join("\n  "))
+        }
+    }
+}
+
 /// `DataSpec` travels as its command-line string in files.
 mod spec_string {
     use dermrobust_core::data::DataSpec;
