@@ -331,3 +331,95 @@ fn runs_stop_at_other_operations_and_at_a_change_of_border() {
     assert_eq!(back, w);
     assert_eq!(w.label(), "warp(rotate(23)+zoom(1.15@0.45,0.55)+translate(0.03,-0.02))");
 }
+
+#[test]
+fn difference_stamp_adds_with_minus_without() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (with, without) = (tmp.path().join("r_with.png"), tmp.path().join("r_without.png"));
+    // The same skin region, once with a dark 4x4 ruler mark in the middle.
+    image::RgbImage::from_fn(20, 20, |x, y| if (8..12).contains(&x) && (8..12).contains(&y) { image::Rgb([40, 40, 40]) } else { image::Rgb([200, 150, 120]) })
+        .save(&with)
+        .unwrap();
+    image::RgbImage::from_pixel(20, 20, image::Rgb([200, 150, 120])).save(&without).unwrap();
+    let mode = StampMode::Difference { without: without.clone() };
+    let op = ImageOp::Stamp { template: with.clone(), x: 0.5, y: 0.5, scale: 0.5, degrees: 0.0, flip: false, mode };
+    let img = grey(40, 40);
+    let out = op.apply(&img).unwrap();
+    // Mark at image 18..22: red channel falls by (200-40)/255.
+    assert!((out.get(0, 20, 20) - (0.5f32 - 160.0 / 255.0).max(0.0)).abs() < 1e-3, "{}", out.get(0, 20, 20));
+    assert!((out.get(2, 19, 19) - (0.5 - 80.0 / 255.0)).abs() < 1e-3, "{}", out.get(2, 19, 19));
+    // Where with and without agree nothing changes, inside the stamp or not.
+    assert_eq!(out.get(0, 12, 12), 0.5);
+    assert_eq!(out.get(0, 0, 39), 0.5);
+    // Replayable.
+    let back: ImageOp = serde_json::from_str(&serde_json::to_string(&op).unwrap()).unwrap();
+    assert_eq!(back.apply(&img).unwrap(), out);
+    // Scaled down (the template resampled to 10x10), the negative difference survives: the mark
+    // (2x2 at image 19..21) still darkens, and by about as much.
+    let ImageOp::Stamp { template, mode, .. } = op.clone() else { unreachable!() };
+    let small = ImageOp::Stamp { template, x: 0.5, y: 0.5, scale: 0.25, degrees: 0.0, flip: false, mode }.apply(&img).unwrap();
+    assert!(small.get(0, 19, 19) < 0.5 - 0.2 && small.get(0, 20, 20) < 0.5 - 0.2, "{} {}", small.get(0, 19, 19), small.get(0, 20, 20));
+    assert_eq!(small.get(0, 16, 16), 0.5);
+    // A pair of different sizes names both files.
+    let small = tmp.path().join("small_without.png");
+    image::RgbImage::from_pixel(10, 20, image::Rgb([0, 0, 0])).save(&small).unwrap();
+    let bad = ImageOp::Stamp { template: with, x: 0.5, y: 0.5, scale: 0.5, degrees: 0.0, flip: false, mode: StampMode::Difference { without: small } };
+    let err = bad.apply(&img).unwrap_err().to_string();
+    assert!(err.contains("r_with.png") && err.contains("small_without.png") && err.contains("20x20") && err.contains("10x20"), "{err}");
+}
+
+/// The real artefact templates (Katsch et al.) in `../shared/data/artefact-templates`, if present.
+#[test]
+fn real_artefact_templates_stamp_cleanly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/artefact-templates/src");
+    if !root.is_dir() {
+        eprintln!("skipping: {} is absent", root.display());
+        return;
+    }
+    let mut pngs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().map(|f| f.unwrap().path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    pngs.sort();
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().to_string();
+    let with = pngs.iter().find(|p| name(p).contains("_with_")).expect("a with/without pair");
+    let without = with.with_file_name(name(with).replace("_with_", "_without_"));
+    let marking = pngs.iter().find(|p| !name(p).contains("with")).expect("a marking");
+    // Large enough that thin ruler ticks survive the antialiased downscale of the template.
+    let mut img = grey(400, 300);
+    for y in 0..300 {
+        for x in 0..400 {
+            img.set(0, x, y, 0.6 + 0.2 * (x as f32 / 400.0));
+        }
+    }
+    let pair = ImageOp::Stamp {
+        template: with.clone(),
+        x: 0.5,
+        y: 0.5,
+        scale: 0.75,
+        degrees: 0.0,
+        flip: false,
+        mode: StampMode::Difference { without: without.clone() },
+    };
+    let out = pair.apply(&img).unwrap();
+    // Unrotated, the stamp keeps most of the template's contrast (thin ruler ticks lose some
+    // in the downscale and more when a rotation samples between pixels).
+    assert!(out.max_abs_diff(&img) > 0.1, "{} left no mark ({})", name(with), out.max_abs_diff(&img));
+    assert_eq!(out.get(0, 0, 0), img.get(0, 0, 0), "outside the stamp nothing changes");
+    // The difference of a file with itself is nothing.
+    let nothing = ImageOp::Stamp {
+        template: without.clone(),
+        x: 0.5,
+        y: 0.5,
+        scale: 0.75,
+        degrees: 15.0,
+        flip: false,
+        mode: StampMode::Difference { without },
+    };
+    assert!(nothing.apply(&img).unwrap().max_abs_diff(&img) < 1e-6);
+    let keyed = ImageOp::Stamp { template: marking.clone(), x: 0.4, y: 0.6, scale: 0.3, degrees: 0.0, flip: true, mode: KEY };
+    let out = keyed.apply(&img).unwrap();
+    assert!(out.max_abs_diff(&img) > 0.05, "{} left no mark", name(marking));
+    assert_eq!(out.get(1, 399, 0), img.get(1, 399, 0));
+}

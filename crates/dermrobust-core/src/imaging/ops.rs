@@ -57,9 +57,13 @@ pub struct PixelValue {
 }
 
 /// How [`ImageOp::Stamp`] combines its template with the image.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StampMode {
+    /// The artefact is the per-channel difference between the template (the region photographed
+    /// *with* the artefact) and `without` (the same region without it, same size), added to the
+    /// image and clipped: how the bubble and ruler templates of Katsch et al. are used.
+    Difference { without: PathBuf },
     /// The template is a per-channel difference: a value `v` in `[0, 1]` adds
     /// `(v - 128/255) * 255/127` (clamped to `[-1, 1]`), so 8-bit 128 (or 16-bit 32896) adds
     /// nothing, 255 adds 1 and 1 subtracts 1. The template's alpha channel, where it has one,
@@ -323,11 +327,17 @@ impl ImageOp {
                     bail!("image operation {op}: scale (template width / image width) must be greater than 0 and at most 4, got {scale}");
                 }
                 finite("degrees", *degrees)?;
-                if let StampMode::KeyedBlend { white_threshold, opacity } = mode {
-                    if !(white_threshold.is_finite() && *white_threshold > 0.0 && *white_threshold <= 1.0) {
-                        bail!("image operation {op}: white_threshold must be greater than 0 and at most 1, got {white_threshold}");
+                match mode {
+                    StampMode::KeyedBlend { white_threshold, opacity } => {
+                        if !(white_threshold.is_finite() && *white_threshold > 0.0 && *white_threshold <= 1.0) {
+                            bail!("image operation {op}: white_threshold must be greater than 0 and at most 1, got {white_threshold}");
+                        }
+                        within("opacity", *opacity, 0.0, 1.0)?;
                     }
-                    within("opacity", *opacity, 0.0, 1.0)?;
+                    StampMode::Difference { without } if without.as_os_str().is_empty() => {
+                        bail!("image operation {op}: the difference mode's 'without' must name a PNG file")
+                    }
+                    _ => {}
                 }
             }
             ImageOp::Warp { ops, fill } => {
@@ -402,7 +412,7 @@ impl ImageOp {
             ImageOp::Warp { fill, .. } => warp::warp(img, &self.affine(img).expect("affine op"), *fill),
             ImageOp::SetPixels { at_size, pixels } => set_pixels(img, *at_size, pixels)?,
             ImageOp::Stamp { template, x, y, scale, degrees, flip, mode } => {
-                stamp(img, template, (*x, *y), *scale, *degrees, *flip, *mode)?
+                stamp(img, template, (*x, *y), *scale, *degrees, *flip, mode)?
             }
         })
     }
@@ -586,21 +596,40 @@ fn load_template(path: &Path) -> Result<Template> {
     Ok(t)
 }
 
-fn stamp(img: &Image, path: &Path, centre: (f32, f32), scale: f32, degrees: f32, flip: bool, mode: StampMode) -> Result<Image> {
+fn stamp(img: &Image, path: &Path, centre: (f32, f32), scale: f32, degrees: f32, flip: bool, mode: &StampMode) -> Result<Image> {
     if img.channels != 3 {
         bail!("image operation stamp needs an RGB image, got {} channels", img.channels);
     }
     let template = load_template(path)?;
     let (rgb, alpha) = (&template.0, &template.1);
-    // Premultiplied effect planes: what is added (Add) or blended in (KeyedBlend), and coverage.
+    let baseline = match mode {
+        StampMode::Difference { without } => {
+            let b = load_template(without)?;
+            if (b.0.width, b.0.height) != (rgb.width, rgb.height) {
+                bail!(
+                    "image operation stamp: {} is {}x{} but {} is {}x{}; a difference needs two images of one size",
+                    path.display(),
+                    rgb.width,
+                    rgb.height,
+                    without.display(),
+                    b.0.width,
+                    b.0.height
+                );
+            }
+            Some(b)
+        }
+        _ => None,
+    };
+    // Premultiplied effect planes: what is added (Add, Difference) or blended in (KeyedBlend),
+    // and coverage.
     let (tw, th) = (rgb.width, rgb.height);
     let plane = tw * th;
     let mut effect = Image::filled(3, tw, th, 0.0);
     let mut cover = alpha.clone();
     for i in 0..plane {
         let px = [rgb.data[i], rgb.data[plane + i], rgb.data[2 * plane + i]];
-        let a = match mode {
-            StampMode::Add => alpha.data[i],
+        let a = match *mode {
+            StampMode::Add | StampMode::Difference { .. } => alpha.data[i],
             StampMode::KeyedBlend { white_threshold, .. } => {
                 if px.iter().all(|&v| v >= white_threshold) {
                     0.0
@@ -611,9 +640,12 @@ fn stamp(img: &Image, path: &Path, centre: (f32, f32), scale: f32, degrees: f32,
         };
         cover.data[i] = a;
         for (c, v) in px.iter().enumerate() {
-            effect.data[c * plane + i] = match mode {
-                StampMode::Add => ((v - 128.0 / 255.0) * (255.0 / 127.0)).clamp(-1.0, 1.0) * a,
-                StampMode::KeyedBlend { .. } => v * a,
+            effect.data[c * plane + i] = match (mode, &baseline) {
+                (StampMode::Difference { .. }, Some(b)) => (v - b.0.data[c * plane + i]) * a,
+                (StampMode::Add, _) | (StampMode::Difference { .. }, None) => {
+                    ((v - 128.0 / 255.0) * (255.0 / 127.0)).clamp(-1.0, 1.0) * a
+                }
+                (StampMode::KeyedBlend { .. }, _) => v * a,
             };
         }
     }
@@ -623,7 +655,18 @@ fn stamp(img: &Image, path: &Path, centre: (f32, f32), scale: f32, degrees: f32,
     let target_w = scale * w;
     let target_h = target_w * th as f32 / tw as f32;
     let (sw, sh) = ((target_w.round() as usize).max(1), (target_h.round() as usize).max(1));
-    let effect = effect.resized(sw, sh);
+    let effect = match mode {
+        StampMode::KeyedBlend { .. } => effect.resized(sw, sh),
+        // Differences are signed and the resampler clamps to [0, 1]: resize (d + 1) / 2, which
+        // the filter's convex weights keep inside [0, 1], and map back.
+        _ => {
+            let mut shifted = effect;
+            shifted.data.iter_mut().for_each(|v| *v = (*v + 1.0) / 2.0);
+            let mut back = shifted.resized(sw, sh);
+            back.data.iter_mut().for_each(|v| *v = 2.0 * *v - 1.0);
+            back
+        }
+    };
     let cover = cover.resized(sw, sh);
     let (kx, ky) = (sw as f32 / target_w, sh as f32 / target_h);
     let (cx, cy) = (centre.0 * w, centre.1 * h);
@@ -651,8 +694,8 @@ fn stamp(img: &Image, path: &Path, centre: (f32, f32), scale: f32, degrees: f32,
             for c in 0..3 {
                 let e = warp::sample_bilinear(&effect, c, tx - 0.5, ty - 0.5, zero);
                 let v = out.get(c, px, py);
-                let new = match mode {
-                    StampMode::Add => v + e,
+                let new = match *mode {
+                    StampMode::Add | StampMode::Difference { .. } => v + e,
                     StampMode::KeyedBlend { opacity, .. } => v * (1.0 - opacity * a) + opacity * e,
                 };
                 out.set(c, px, py, new.clamp(0.0, 1.0));
