@@ -12,7 +12,7 @@ fn ham_dir() -> Option<PathBuf> {
     if dir.join("HAM10000_metadata.csv").is_file() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: HAM10000 not found at {} (set DERMROBUST_HAM10000)", dir.display());
+        skipped(&format!("SKIPPED: HAM10000 not found at {} (set DERMROBUST_HAM10000)", dir.display()));
         None
     }
 }
@@ -88,4 +88,11 @@ fn a_subset_decodes_with_masks_at_model_size() {
         })
         .count();
     assert!(darker > 170, "only {darker}/200 lesions darker than the skin: masks misaligned?");
+}
+
+/// Say why a check is skipped, visibly: written straight to the process's stderr, which the test
+/// harness does not capture (it captures only `eprintln!`), so CI's log shows it.
+fn skipped(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
 }

@@ -108,14 +108,14 @@ fn natural_pairs_stay_within_lesions_and_groups() {
     assert_eq!(some.len(), 5);
     // The perceptual-hash filter keeps the pairs that look alike and drops those that do not:
     // lesions 0, 2, 4, ... have two identical photographs, the others a second photograph with a
-    // different structure (a diagonal ramp instead of a horizontal one).
+    // different structure (the ramp reversed).
     let mut items = Vec::new();
     for lesion in 0..10 {
-        let ramp = |diagonal: bool| {
+        let ramp = |reversed: bool| {
             let mut img = Image::filled(3, 32, 32, 0.0);
             for y in 0..32 {
                 for x in 0..32 {
-                    let v = if diagonal { (x + y) as f32 / 62.0 } else { x as f32 / 31.0 };
+                    let v = if reversed { 1.0 - x as f32 / 31.0 } else { x as f32 / 31.0 } * (0.5 + y as f32 / 62.0);
                     (0..3).for_each(|c| img.set(c, x, y, v));
                 }
             }
@@ -127,8 +127,9 @@ fn natural_pairs_stay_within_lesions_and_groups() {
     let looks = ImageSet::from_images(vec!["nv".into(), "mel".into()], items).unwrap();
     let all: Vec<usize> = (0..looks.len()).collect();
     assert_eq!(natural_pairs(&looks, &all, &PairOptions::default()).len(), 10);
-    let strict = natural_pairs(&looks, &all, &PairOptions { similarity_groups: None, max_hash_distance: Some(4) });
-    assert_eq!(strict.len(), 5, "{strict:?}");
+    let strict = natural_pairs(&looks, &all, &PairOptions { similarity_groups: None, max_hash_distance: Some(1) });
+    let distances: Vec<u32> = (0..10).map(|l| dermrobust_core::imaging::phash::hamming(dermrobust_core::imaging::phash::perceptual_hash(&looks.image(2 * l)), dermrobust_core::imaging::phash::perceptual_hash(&looks.image(2 * l + 1)))).collect();
+    assert_eq!(strict.len(), 5, "{strict:?}, distances {distances:?}");
     assert!(strict.iter().all(|&(i, _)| looks.groups[i].trim_start_matches("lesion").parse::<usize>().unwrap() % 2 == 0));
     let model = MeanBrightness { classes: set.classes.clone() };
     let out = audit(&model, 0, &set, &idx, &suite(vec![("hflip", ImageOp::FlipHorizontal)]), &pairs, true).unwrap();

@@ -14,7 +14,7 @@ const DATA: &str = "synthetic:n=160,seed=3,photos=3,size=48";
 /// Render `html` with headless chromium; returns false (and says why) when chromium is absent.
 fn renders_in_chromium(html: &Path, screenshot: &Path) -> bool {
     let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success())) else {
-        eprintln!("SKIPPED: browser check: chromium is not installed (apt-get install chromium)");
+        skipped("SKIPPED: browser check: chromium is not installed (apt-get install chromium)");
         return false;
     };
     let profile = tempfile::tempdir().unwrap();
@@ -141,4 +141,11 @@ fn experiment_grid_writes_one_table() {
     assert!(ok, "{err}");
     assert_eq!(modified(&audit), balanced_audit_at, "a finished audit with the same key is reused");
     assert_eq!(std::fs::read_to_string(out.join("experiment.csv")).unwrap(), table, "the reused audits give the same table");
+}
+
+/// Say why a check is skipped, visibly: written straight to the process's stderr, which the test
+/// harness does not capture (it captures only `eprintln!`), so CI's log shows it.
+fn skipped(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
 }

@@ -143,3 +143,50 @@ fn an_onnx_model_says_it_has_no_gradients() {
     let e = DifferentiableModel::load(&fixtures().join("tiny_resnet18.onnx")).err().expect("an error").to_string();
     assert!(e.contains("ONNX") && e.contains("gradient"), "{e}");
 }
+
+/// An ensemble's gradients are those of what it predicts: the mean of its members' logits for a
+/// class score, and the cross-entropy of the mean of their probabilities for the loss. Checked
+/// against finite differences of the ensemble's own prediction, and, for two copies of one
+/// network, against that network's gradient.
+#[test]
+fn ensemble_gradients_are_the_gradients_of_the_ensemble_prediction() {
+    let r = reference();
+    let single = model(&r);
+    let x = images(&r);
+    let net = |seed: u64| {
+        let config = ModelConfig { width: 0.125, head: HeadKind::Linear, mean: r.mean, std: r.std, ..ModelConfig::new(Arch::Resnet18, 3) };
+        let device = Device::flex();
+        device.seed(seed);
+        let net = config.init(&device);
+        let meta = ModelMeta { config, classes: vec!["akiec".into(), "bcc".into(), "mel".into()], label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None } };
+        (net, meta)
+    };
+    let (fixture_net, fixture_meta) = {
+        let config = ModelConfig { width: 0.125, head: HeadKind::Linear, mean: r.mean, std: r.std, ..ModelConfig::new(Arch::Resnet18, 3) };
+        let (n, _) = checkpoint::import_torchvision(config.init(&Device::flex()), Arch::Resnet18, &fixtures().join("tiny_resnet18.safetensors")).unwrap();
+        (n, net(0).1)
+    };
+    // Two copies of one network: the ensemble's gradients are the network's.
+    let twice = DifferentiableModel::from_models(vec![(fixture_net.clone(), fixture_meta.clone()), (fixture_net.clone(), fixture_meta.clone())]).unwrap();
+    for target in [GradTarget::ClassScore(r.target_classes.clone()), GradTarget::Loss(r.loss_labels.clone())] {
+        let a: Vec<f32> = single.input_gradient(&x, &target).unwrap().gradients.iter().flat_map(|i| i.data.clone()).collect();
+        let b: Vec<f32> = twice.input_gradient(&x, &target).unwrap().gradients.iter().flat_map(|i| i.data.clone()).collect();
+        assert_close(&format!("{target:?}"), &b, &a, 1e-4);
+    }
+    // Two different networks: the loss gradient is that of -log(mean probability), checked by
+    // a central finite difference along the gradient's own direction.
+    let pair = DifferentiableModel::from_models(vec![(fixture_net, fixture_meta), net(11)]).unwrap();
+    let labels = r.loss_labels.clone();
+    let g = pair.input_gradient(&x[..1], &GradTarget::Loss(labels[..1].to_vec())).unwrap();
+    let dir = &g.gradients[0];
+    let norm = dir.data.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!(norm > 0.0);
+    let loss = |t: f32| {
+        let moved = Image::new(3, 64, 64, x[0].data.iter().zip(&dir.data).map(|(p, d)| p + t * d / norm).collect());
+        -(pair.predict(&[moved]).unwrap()[0][labels[0]] as f64).ln()
+    };
+    let h = 2e-3;
+    let numeric = (loss(h) - loss(-h)) / (2.0 * h as f64);
+    assert!((numeric - norm as f64).abs() < 0.05 * norm as f64, "directional derivative {numeric} vs gradient norm {norm}");
+    assert!(pair.layer_gradient(&x, "layer4", &GradTarget::ClassScore(vec![0, 0])).is_err(), "layers of an ensemble are not defined");
+}

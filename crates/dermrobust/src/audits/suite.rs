@@ -83,6 +83,9 @@ impl Suite {
         if suite.sets.is_empty() {
             bail!("suite {} has no [[set]]", path.display());
         }
+        for t in &suite.sets {
+            t.op.validate().with_context(|| format!("suite {}, set '{}'", path.display(), t.name))?;
+        }
         Ok(suite)
     }
 

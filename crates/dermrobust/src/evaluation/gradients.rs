@@ -144,6 +144,22 @@ impl DifferentiableModel {
         DifferentiableModel { members: vec![Member::new(model.fork(&device), meta)], device, paths: vec![] }
     }
 
+    /// An ensemble of already built networks with the same classes and input.
+    pub fn from_models(models: Vec<(Classifier, ModelMeta)>) -> Result<Self> {
+        let device = crate::device::autodiff_device();
+        let mut members: Vec<Member> = Vec::new();
+        for (model, meta) in models {
+            if members.first().is_some_and(|first| first.meta.classes != meta.classes || first.meta.preprocess != meta.preprocess) {
+                bail!("an ensemble's models must share classes and input size");
+            }
+            members.push(Member::new(model.fork(&device), meta));
+        }
+        if members.is_empty() {
+            bail!("no model given");
+        }
+        Ok(DifferentiableModel { members, device, paths: vec![] })
+    }
+
     fn first(&self) -> &Member {
         &self.members[0]
     }

@@ -130,6 +130,9 @@ pub fn load_views(path: &Path) -> Result<Vec<ImageOp>> {
     if file.view.is_empty() {
         bail!("{}: no [[view]] given", path.display());
     }
+    for (i, v) in file.view.iter().enumerate() {
+        v.validate().with_context(|| format!("{}: view {}", path.display(), i + 1))?;
+    }
     Ok(file.view)
 }
 
@@ -188,6 +191,9 @@ impl Tta {
         }
         if views.is_empty() && original_weight < 1.0 {
             bail!("a test-time augmentation needs at least one view");
+        }
+        for v in &views {
+            v.validate().context("a test-time augmentation view (check --tta-scale or the views file)")?;
         }
         Ok(Tta { views, original_weight })
     }

@@ -4,8 +4,11 @@ pub mod augment;
 pub mod batch;
 pub mod config;
 pub mod loss;
+pub mod lr_find;
+pub mod runs;
 pub mod schedule;
 pub mod trainer;
 
 pub use config::TrainConfig;
+pub use runs::train_runs;
 pub use trainer::{prepare_data, prepare_data_with_masks, train_one, train_one_with_terms, RunResult, TrainData};

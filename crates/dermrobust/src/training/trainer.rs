@@ -48,6 +48,7 @@ pub fn prepare_data(cfg: &TrainConfig, out: &Path, quiet: bool) -> Result<TrainD
 /// [`prepare_data`], with the lesion masks loaded too when `masks` (for loss terms that use
 /// them); batches then carry them.
 pub fn prepare_data_with_masks(cfg: &TrainConfig, out: &Path, quiet: bool, masks: bool) -> Result<TrainData> {
+    cfg.validate()?;
     let ds = Dataset::open(&cfg.data, cfg.labels)?;
     let split_file = cfg.split.clone().unwrap_or_else(|| RunDir::new(out).split());
     let train_fraction = 1.0 - cfg.val_fraction - cfg.test_fraction;
