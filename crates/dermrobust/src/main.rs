@@ -42,6 +42,8 @@ enum Command {
     Evaluate(commands::evaluate::EvaluateArgs),
     /// Class probabilities of image files, as a table or JSON.
     Predict(commands::predict::PredictArgs),
+    /// Write a trained model as an ONNX file with its sidecar TOML (checked against the model).
+    Export(commands::export::ExportArgs),
     /// The whole pipeline on synthetic data in a few minutes: train, evaluate, report.
     Demo(commands::demo::DemoArgs),
     /// Training and inference speed (images per second) of a model.
@@ -159,6 +161,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         }
         Command::Evaluate(a) => commands::evaluate::run(&a, quiet),
         Command::Predict(a) => commands::predict::run(&a),
+        Command::Export(a) => commands::export::run(&a),
         Command::Replay(a) => commands::replay::run(&a),
         Command::Demo(a) => commands::demo::run(&a, quiet),
         Command::Bench(a) => commands::bench::run(&a),

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod evaluate;
+pub mod export;
 pub mod lr_find;
 pub mod predict;
 pub mod replay;

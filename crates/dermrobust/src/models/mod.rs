@@ -11,6 +11,7 @@ pub mod densenet;
 pub mod head;
 pub mod input;
 pub mod layers;
+pub mod onnx_export;
 pub mod resnet;
 pub mod run_dir;
 pub mod vgg;
