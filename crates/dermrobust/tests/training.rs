@@ -137,7 +137,7 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
 fn lr_range_test_writes_a_curve_and_a_suggestion() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = small_config(&tmp.path().join("cache"));
-    dermrobust::commands::lr_find::run(&cfg, tmp.path(), 1e-5, 10.0, 40, true).unwrap();
+    dermrobust::commands::lr_find::run(&cfg, tmp.path(), 1e-4, 10.0, 100, true).unwrap();
     let result: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("lr_find.json")).unwrap()).unwrap();
     let lr = result["suggested_lr"].as_f64().unwrap();
     // The suggestion lies where the loss falls: below the learning rate of the lowest loss, with
