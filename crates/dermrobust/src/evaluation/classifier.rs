@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+use burn::tensor::activation;
 use dermrobust_core::imaging::Image;
 
 use crate::models::checkpoint::{self, ModelMeta};
@@ -53,6 +53,14 @@ macro_rules! forward_classifier {
 }
 forward_classifier!(Box<C>, &C);
 
+/// The softmax of one row of logits (numerically stable).
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / sum).collect()
+}
+
 /// A trained model on the CPU, in inference mode.
 pub struct TrainedModel {
     pub model: Classifier,
@@ -88,7 +96,7 @@ impl ImageClassifier for TrainedModel {
         let k = self.meta.classes.len();
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(self.batch_size.max(1)) {
-            let probs = softmax(self.logits(images_to_tensor(chunk, &self.device)), 1);
+            let probs = activation::softmax(self.logits(images_to_tensor(chunk, &self.device)), 1);
             let flat: Vec<f32> = probs.try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
             out.extend(flat.chunks(k).map(<[f32]>::to_vec));
         }

@@ -15,7 +15,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use dermrobust_core::imaging::Image;
 
-use super::classifier::ImageClassifier;
+use super::classifier::{softmax as softmax_of, ImageClassifier};
 use super::load::is_onnx;
 use crate::models::checkpoint::{self, ModelMeta};
 use crate::models::input::images_to_tensor;
@@ -232,7 +232,7 @@ impl ImageClassifier for DifferentiableModel {
         let logits = self.logits(images)?;
         let m = self.members.len();
         if m == 1 {
-            return Ok(logits.iter().map(|l| softmax_row(l)).collect());
+            return Ok(logits.iter().map(|l| softmax_of(l)).collect());
         }
         // `logits` of an ensemble are the mean of the members'; the prediction is the mean of
         // their probabilities, as `Ensemble` computes it.
@@ -254,12 +254,6 @@ impl ImageClassifier for DifferentiableModel {
     }
 }
 
-fn softmax_row(l: &[f32]) -> Vec<f32> {
-    let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = l.iter().map(|v| (v - max).exp()).collect();
-    let s: f32 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
-}
 
 impl DifferentiableClassifier for DifferentiableModel {
     fn logits(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {

@@ -23,7 +23,7 @@ use dermrobust_core::imaging::Image;
 use serde::Deserialize;
 use tract_onnx::prelude::*;
 
-use super::classifier::ImageClassifier;
+use super::classifier::{softmax, ImageClassifier};
 
 /// What the sidecar TOML of an ONNX model says.
 #[derive(Clone, Debug, Deserialize)]
@@ -161,12 +161,6 @@ impl OnnxModel {
     }
 }
 
-fn softmax(logits: &[f32]) -> Vec<f32> {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = logits.iter().map(|v| (v - max).exp()).collect();
-    let sum: f32 = e.iter().sum();
-    e.into_iter().map(|v| v / sum).collect()
-}
 
 impl ImageClassifier for OnnxModel {
     fn classes(&self) -> &[String] {
