@@ -147,6 +147,9 @@ pub fn duplicates(a: &DuplicatesArgs, quiet: bool) -> Result<()> {
             (set.ids[i].clone(), part, perceptual_hash(&img), exact)
         })
         .collect();
+    if a.max_distance > 64 {
+        bail!("--max-distance counts differing bits of a 64-bit hash: at most 64, got {}", a.max_distance);
+    }
     let pairs = cross_part_duplicates(&items, a.max_distance);
     println!("{} image pairs across parts within Hamming distance {} ({} exact)", pairs.len(), a.max_distance, pairs.iter().filter(|p| p.exact).count());
     for p in pairs.iter().take(20) {

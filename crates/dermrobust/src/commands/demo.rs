@@ -50,6 +50,10 @@ pub fn config(a: &DemoArgs) -> Result<TrainConfig> {
 
 pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
     let cfg = config(a)?;
+    cfg.validate()?;
+    if a.audit_images == 0 {
+        anyhow::bail!("--audit-images must be at least 1");
+    }
     if !quiet {
         eprintln!("dermrobust demo: {} synthetic lesions, {} at 64px (width 0.25), {} epochs, then a brittleness audit", a.lesions, cfg.arch, cfg.epochs);
     }
@@ -66,7 +70,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
         split: None,
         part: "test".into(),
         decision: DecisionRule::Argmax,
-        max_images: Some(a.audit_images.max(1)),
+        max_images: Some(a.audit_images),
         skip_bad: false,
     };
     let audit = Brittleness { suite: Suite::default_suite(), pairs: PairOptions::default() };
