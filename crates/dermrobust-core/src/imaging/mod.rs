@@ -6,6 +6,7 @@ mod image;
 pub mod io;
 mod ops;
 pub mod phash;
+pub mod procedural;
 pub mod warp;
 
 pub use self::image::{contact_sheet, to_u8, Image};

@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::procedural::Procedural;
 use super::warp::{self, Affine, BorderFill};
 use super::{colour, filter, io, Image};
 
@@ -151,6 +152,9 @@ pub enum ImageOp {
         flip: bool,
         mode: StampMode,
     },
+    /// A procedural artefact (hair, ruler, ink, bubbles, vignette, glare, calibration patches)
+    /// with every parameter explicit: see [`Procedural`].
+    Artefact { artefact: Procedural },
     /// Geometric operations (rotate, zoom, translate, crop, flips) merged into one affine map and
     /// applied with a single resampling, sampling outside the image with `fill` (the members'
     /// own fills are not used). Made by [`compose_affine`].
@@ -196,6 +200,7 @@ impl ImageOp {
                 format!("stamp({name}@{x},{y}x{scale})")
             }
             ImageOp::Warp { ops, .. } => format!("warp({})", ops.iter().map(ImageOp::label).collect::<Vec<_>>().join("+")),
+            ImageOp::Artefact { artefact } => artefact.label(),
         }
     }
 
@@ -221,6 +226,7 @@ impl ImageOp {
             ImageOp::SetPixels { .. } => "set_pixels",
             ImageOp::Stamp { .. } => "stamp",
             ImageOp::Warp { .. } => "warp",
+            ImageOp::Artefact { .. } => "artefact",
         }
     }
 
@@ -317,6 +323,7 @@ impl ImageOp {
                     }
                 }
             }
+            ImageOp::Artefact { artefact } => artefact.validate()?,
             ImageOp::Stamp { template, x, y, scale, degrees, mode, .. } => {
                 if template.as_os_str().is_empty() {
                     bail!("image operation {op}: template must name a PNG file");
@@ -411,6 +418,7 @@ impl ImageOp {
             }
             ImageOp::Warp { fill, .. } => warp::warp(img, &self.affine(img).expect("affine op"), *fill),
             ImageOp::SetPixels { at_size, pixels } => set_pixels(img, *at_size, pixels)?,
+            ImageOp::Artefact { artefact } => artefact.apply(img)?,
             ImageOp::Stamp { template, x, y, scale, degrees, flip, mode } => {
                 stamp(img, template, (*x, *y), *scale, *degrees, *flip, mode)?
             }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::noise;
 use super::config::SyntheticConfig;
+use crate::imaging::procedural::{mix, paint_hair, smoothstep, HairStrand, Vignette, HAIR_COLOUR};
 use crate::imaging::Image;
 
 const LIGHT_BROWN: [f32; 3] = [0.62, 0.43, 0.31];
@@ -55,8 +56,8 @@ pub struct PhotoParams {
     pub offset: (f32, f32),
     pub scale: f32,
     pub light: f32,
-    /// Hairs as quadratic curves `(p0, p1, p2, width)` in image fractions.
-    pub hairs: Vec<([f32; 2], [f32; 2], [f32; 2], f32)>,
+    /// Hairs (quadratic curves in image fractions), drawn as the hair artefact draws them.
+    pub hairs: Vec<HairStrand>,
     /// Radius (image fractions) of the dermoscope's circular field of view, if visible.
     pub vignette: Option<f32>,
     pub skin_seed: u64,
@@ -171,7 +172,7 @@ impl PhotoParams {
                 let p0 = [pick(rng, -0.1, 1.1), pick(rng, -0.1, 1.1)];
                 let p2 = [pick(rng, -0.1, 1.1), pick(rng, -0.1, 1.1)];
                 let p1 = [pick(rng, 0.0, 1.0), pick(rng, 0.0, 1.0)];
-                hairs.push((p0, p1, p2, pick(rng, 0.004, 0.01)));
+                hairs.push(HairStrand { p0, p1, p2, width: pick(rng, 0.004, 0.01), colour: HAIR_COLOUR });
             }
         }
         PhotoParams {
@@ -184,35 +185,6 @@ impl PhotoParams {
             skin_seed: rng.random(),
         }
     }
-}
-
-fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
-    let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
-    t * t * (3.0 - 2.0 * t)
-}
-
-fn mix(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
-    [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t]
-}
-
-/// Distance from `p` to a quadratic Bezier curve (sampled as a polyline).
-fn curve_distance(p: [f32; 2], c: &([f32; 2], [f32; 2], [f32; 2], f32)) -> f32 {
-    let at = |t: f32| {
-        let u = 1.0 - t;
-        [u * u * c.0[0] + 2.0 * u * t * c.1[0] + t * t * c.2[0], u * u * c.0[1] + 2.0 * u * t * c.1[1] + t * t * c.2[1]]
-    };
-    let mut best = f32::MAX;
-    let mut prev = at(0.0);
-    for i in 1..=24 {
-        let next = at(i as f32 / 24.0);
-        let (dx, dy) = (next[0] - prev[0], next[1] - prev[1]);
-        let len2 = dx * dx + dy * dy;
-        let t = if len2 > 0.0 { (((p[0] - prev[0]) * dx + (p[1] - prev[1]) * dy) / len2).clamp(0.0, 1.0) } else { 0.0 };
-        let (qx, qy) = (prev[0] + t * dx - p[0], prev[1] + t * dy - p[1]);
-        best = best.min((qx * qx + qy * qy).sqrt());
-        prev = next;
-    }
-    best
 }
 
 /// Render a photograph of `size` x `size` pixels and its lesion mask.
@@ -269,16 +241,12 @@ pub fn render(lesion: &LesionParams, photo: &PhotoParams, size: usize) -> (Image
                 }
                 c = mix(c, lc, inside);
             }
-            // Hairs on top.
-            for hair in &photo.hairs {
-                let dist = curve_distance([u, v], hair);
-                let a = 1.0 - smoothstep(hair.3 * 0.5, hair.3, dist);
-                c = mix(c, [0.16, 0.11, 0.08], a);
-            }
+            // Hairs on top (the hair artefact's drawing).
+            c = paint_hair(c, [u, v], &photo.hairs);
             let mut light = photo.light * (1.0 - 0.12 * ((u - 0.5).powi(2) + (v - 0.5).powi(2)));
             if let Some(rv) = photo.vignette {
-                let rr = ((u - 0.5).powi(2) + (v - 0.5).powi(2)).sqrt();
-                light *= 1.0 - 0.94 * smoothstep(rv - 0.03, rv + 0.01, rr);
+                // The vignette artefact's light factor.
+                light *= Vignette::dermoscope(rv).factor([u, v]);
             }
             for ch in 0..3 {
                 img.set(ch, x, y, (c[ch] * light).clamp(0.0, 1.0));
