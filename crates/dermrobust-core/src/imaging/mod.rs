@@ -4,6 +4,7 @@ mod colour;
 mod filter;
 mod image;
 pub mod io;
+pub mod npy;
 mod ops;
 pub mod phash;
 pub mod procedural;

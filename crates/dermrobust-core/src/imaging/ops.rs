@@ -163,6 +163,9 @@ pub enum ImageOp {
         #[serde(default)]
         fill: BorderFill,
     },
+    /// Add a dense perturbation read from a `float32` `.npy` file of shape `[3, height, width]`
+    /// (e.g. an FGSM/PGD adversarial delta in `[0, 1]` pixel units), then clip to `[0, 1]`.
+    AddDelta { file: PathBuf },
 }
 
 fn half() -> f32 {
@@ -201,6 +204,7 @@ impl ImageOp {
             }
             ImageOp::Warp { ops, .. } => format!("warp({})", ops.iter().map(ImageOp::label).collect::<Vec<_>>().join("+")),
             ImageOp::Artefact { artefact } => artefact.label(),
+            ImageOp::AddDelta { file } => format!("delta({})", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
         }
     }
 
@@ -227,6 +231,7 @@ impl ImageOp {
             ImageOp::Stamp { .. } => "stamp",
             ImageOp::Warp { .. } => "warp",
             ImageOp::Artefact { .. } => "artefact",
+            ImageOp::AddDelta { .. } => "add_delta",
         }
     }
 
@@ -356,6 +361,11 @@ impl ImageOp {
                     inner.validate().map_err(|e| anyhow::anyhow!("step {} of a warp: {e:#}", i + 1))?;
                 }
             }
+            ImageOp::AddDelta { file } => {
+                if file.as_os_str().is_empty() {
+                    bail!("image operation {op}: 'file' must name a .npy file");
+                }
+            }
         }
         Ok(())
     }
@@ -419,6 +429,7 @@ impl ImageOp {
             ImageOp::Warp { fill, .. } => warp::warp(img, &self.affine(img).expect("affine op"), *fill),
             ImageOp::SetPixels { at_size, pixels } => set_pixels(img, *at_size, pixels)?,
             ImageOp::Artefact { artefact } => artefact.apply(img)?,
+            ImageOp::AddDelta { file } => add_delta(img, file)?,
             ImageOp::Stamp { template, x, y, scale, degrees, flip, mode } => {
                 stamp(img, template, (*x, *y), *scale, *degrees, *flip, mode)?
             }
@@ -550,6 +561,16 @@ pub fn compose_affine(ops: &[ImageOp]) -> Vec<ImageOp> {
     }
     finish(&mut run, &mut run_fill, &mut out);
     out
+}
+
+fn add_delta(img: &Image, file: &std::path::Path) -> Result<Image> {
+    let (shape, delta) = super::npy::read_npy(file)?;
+    if shape != [img.channels, img.height, img.width] {
+        bail!("image operation add_delta: {} holds a {shape:?} perturbation but the image is [{}, {}, {}]", file.display(), img.channels, img.height, img.width);
+    }
+    let mut out = img.clone();
+    out.data.iter_mut().zip(&delta).for_each(|(p, d)| *p = (*p + d).clamp(0.0, 1.0));
+    Ok(out)
 }
 
 fn set_pixels(img: &Image, at_size: [usize; 2], pixels: &[PixelValue]) -> Result<Image> {
