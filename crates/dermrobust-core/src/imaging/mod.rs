@@ -1,5 +1,6 @@
 //! Image representation, file I/O and the shared library of image operations.
 
+pub mod artefacts;
 mod colour;
 mod filter;
 mod image;
@@ -11,6 +12,6 @@ pub mod procedural;
 pub mod warp;
 
 pub use self::image::{contact_sheet, to_u8, Image};
-pub use colour::{hsv_to_rgb, rgb_to_hsv};
+pub use colour::{ciede2000, hsv_to_rgb, mean_delta_e, rgb_to_hsv, srgb_to_lab};
 pub use ops::{compose_affine, Anchor, ImageOp, PixelValue, StampMode};
 pub use warp::BorderFill;

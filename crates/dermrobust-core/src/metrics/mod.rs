@@ -12,4 +12,4 @@ pub use binary::{
 };
 pub use brittleness::{change_distribution, mean_absolute_change, prediction_change_rate, ChangeDistribution};
 pub use classification::{multiclass_auroc, Averages, ClassReport, ConfusionMatrix, MulticlassAuroc};
-pub use stats::{bootstrap_ci, chi2_sf_1dof, mcnemar, mean_std, quantile_sorted, ConfidenceInterval, McNemar};
+pub use stats::{bootstrap_ci, chi2_sf_1dof, mcnemar, mean_std, normal_quantile, quantile_sorted, wilson_interval, ConfidenceInterval, McNemar};

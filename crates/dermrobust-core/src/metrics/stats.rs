@@ -107,3 +107,47 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
     (mean, var.sqrt())
 }
+
+/// The standard normal quantile function (Acklam's rational approximation, relative error
+/// below 1.2e-9), for confidence levels.
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
+    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
+    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    let tail = |q: f64| (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0);
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+/// The Wilson score interval of a proportion `successes / n` at `level` (e.g. 0.95), as
+/// statsmodels' `proportion_confint(method="wilson")`: an attack's success rate with its
+/// uncertainty.
+pub fn wilson_interval(successes: usize, n: usize, level: f64) -> Result<ConfidenceInterval> {
+    if n == 0 || successes > n {
+        anyhow::bail!("a proportion needs 0 <= successes <= n and n > 0, got {successes} of {n}");
+    }
+    if !(level > 0.0 && level < 1.0) {
+        anyhow::bail!("confidence level must be in (0, 1), got {level}");
+    }
+    let z = normal_quantile(1.0 - (1.0 - level) / 2.0);
+    let (k, n_f) = (successes as f64, n as f64);
+    let p = k / n_f;
+    let denom = 1.0 + z * z / n_f;
+    let centre = (p + z * z / (2.0 * n_f)) / denom;
+    let half = z * (p * (1.0 - p) / n_f + z * z / (4.0 * n_f * n_f)).sqrt() / denom;
+    Ok(ConfidenceInterval { estimate: p, low: (centre - half).max(0.0), high: (centre + half).min(1.0), level, resamples: 0 })
+}
