@@ -66,6 +66,12 @@ enum AuditCommand {
     /// lesion; writes brittleness.json, brittleness_per_image.csv and report.html.
     #[command(after_help = DATA_SPEC_HELP)]
     Brittleness(commands::audit::BrittlenessArgs),
+    /// Artefacts (Katsch et al. 2022): real templates (bubbles, rulers, ink markings) or
+    /// procedural artefacts inserted into 0-100% of the test images over placement seeds;
+    /// PR-AUC, AUROC, per-class precision/recall/FPR/FNR, McNemar (Edwards) against the clean
+    /// set, P(class change); writes artefacts.json, artefacts_per_image.csv and report.html.
+    #[command(after_help = DATA_SPEC_HELP)]
+    Artefacts(commands::artefacts::ArtefactsArgs),
 }
 
 #[derive(Subcommand)]
@@ -166,6 +172,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Demo(a) => commands::demo::run(&a, quiet),
         Command::Bench(a) => commands::bench::run(&a),
         Command::Audit(AuditCommand::Brittleness(a)) => commands::audit::brittleness(&a, quiet),
+        Command::Audit(AuditCommand::Artefacts(a)) => commands::artefacts::run(&a, quiet),
         Command::Experiment(a) => dermrobust::audits::experiment::run(&a, quiet),
     }
 }

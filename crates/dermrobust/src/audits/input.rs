@@ -8,7 +8,7 @@ use anyhow::Result;
 use dermrobust_core::data::{DataSpec, ImageSet};
 
 use super::runner::{run_audit, Audit, AuditOutcome, AuditRun};
-use crate::evaluation::{decision_priors, load_classifiers, model_data, split_for, with_priors, DecisionRule, ImageClassifier, ModelInfo, Tta};
+use crate::evaluation::{decision_priors, load_classifiers, model_data_with_masks, split_for, with_priors, DecisionRule, ImageClassifier, ModelInfo, Tta};
 
 /// The models and images of an audit.
 #[derive(Clone, Debug)]
@@ -74,16 +74,21 @@ impl AuditSubject {
     /// Prepare the models and images and run `audit` on them into `out` (reusing a finished
     /// audit there with `resume`).
     pub fn run<A: Audit>(&self, audit: &A, out: &Path, resume: bool, quiet: bool) -> Result<AuditOutcome<A>> {
-        let prepared = self.prepare(quiet)?;
+        let prepared = self.prepare_with_masks(quiet, audit.needs_masks())?;
         let run = AuditRun { data: self.data.to_string(), model_paths: &self.models, subject: self.key(), out, resume, quiet };
         run_audit(audit, &prepared.classifiers, &prepared.images(), &run)
     }
 
     /// Load the models and the data.
     pub fn prepare(&self, quiet: bool) -> Result<Prepared> {
+        self.prepare_with_masks(quiet, false)
+    }
+
+    /// [`AuditSubject::prepare`], with the lesion masks loaded too when `masks`.
+    pub fn prepare_with_masks(&self, quiet: bool, masks: bool) -> Result<Prepared> {
         let split = self.split_file();
         let (classifiers, info) = load_classifiers(&self.models, self.ensemble, self.tta.as_ref())?;
-        let (set, pool) = model_data(&info, &self.data, split.as_deref(), &self.part, self.skip_bad, quiet)?;
+        let (set, pool) = model_data_with_masks(&info, &self.data, split.as_deref(), &self.part, self.skip_bad, quiet, masks)?;
         let priors = decision_priors(self.decision, &set, split.as_deref())?;
         let classifiers = with_priors(classifiers, priors.as_deref())?;
         let indices = super::subsample(&pool, self.max_images, 0);

@@ -106,6 +106,10 @@ pub trait Audit {
     fn describe_result(&self, _result: &Self::ModelResult) -> Option<String> {
         None
     }
+    /// Whether the audit uses the images' lesion masks (loaded where the data has them).
+    fn needs_masks(&self) -> bool {
+        false
+    }
 }
 
 /// What a finished audit holds.

@@ -1,5 +1,6 @@
 //! The implementation of each command-line command (the CLI in `main.rs` only parses).
 
+pub mod artefacts;
 pub mod audit;
 pub mod bench;
 pub mod data;

@@ -100,8 +100,13 @@ pub fn with_priors(classifiers: Vec<Box<dyn ImageClassifier>>, priors: Option<&[
 /// preprocessing (through the pixel cache), restricted to `part` of `split` when there is a split
 /// and `part` is not [`ALL_IMAGES`]. Classes are put in the model's output order.
 pub fn model_data(info: &ModelInfo, data: &DataSpec, split: Option<&Path>, part: &str, skip_bad: bool, quiet: bool) -> Result<(ImageSet, Vec<usize>)> {
+    model_data_with_masks(info, data, split, part, skip_bad, quiet, false)
+}
+
+/// [`model_data`], with the lesion masks loaded too when `masks` (where the data has them).
+pub fn model_data_with_masks(info: &ModelInfo, data: &DataSpec, split: Option<&Path>, part: &str, skip_bad: bool, quiet: bool, masks: bool) -> Result<(ImageSet, Vec<usize>)> {
     let ds = Dataset::open(data, info.label_scheme)?;
-    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), skip_bad, quiet, ..Default::default() };
+    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), skip_bad, quiet, masks };
     let (mut set, report) = ImageSet::load(&ds, &info.preprocess, &opts)?;
     if !report.skipped.is_empty() && !quiet {
         eprintln!("skipped {} unreadable images (first: {}: {})", report.skipped.len(), report.skipped[0].0, report.skipped[0].1);

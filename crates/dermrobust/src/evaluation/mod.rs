@@ -17,7 +17,7 @@ use dermrobust_core::imaging::Image;
 
 pub use classifier::{class_shares, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
 pub use tta::{dihedral_views, flip_views, maron_tta_views, Tta, TtaViews, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
-pub use load::{decision_priors, is_onnx, load_classifiers, load_model, model_data, split_for, with_priors, ModelInfo, ALL_IMAGES};
+pub use load::{decision_priors, is_onnx, load_classifiers, load_model, model_data, model_data_with_masks, split_for, with_priors, ModelInfo, ALL_IMAGES};
 pub use metrics::{argmax, evaluate, headline_auroc, EvalMetrics};
 
 /// Probabilities for images `indices` of `set`, in batches, with a progress bar.
