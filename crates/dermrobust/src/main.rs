@@ -50,6 +50,10 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Rebuild a perturbed image from an audit record (or an image operation) and predict it.
     Replay(commands::replay::ReplayArgs),
+    /// Where the model looks: Grad-CAM family, guided backprop, occlusion, RISE; localisation
+    /// against lesion masks, faithfulness, sanity, and a gallery (report.html).
+    #[command(after_help = DATA_SPEC_HELP)]
+    Explain(commands::explain::ExplainArgs),
     /// Robustness audits of trained models.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -169,6 +173,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Predict(a) => commands::predict::run(&a),
         Command::Export(a) => commands::export::run(&a),
         Command::Replay(a) => commands::replay::run(&a),
+        Command::Explain(a) => commands::explain::run(&a, quiet),
         Command::Demo(a) => commands::demo::run(&a, quiet),
         Command::Bench(a) => commands::bench::run(&a),
         Command::Audit(AuditCommand::Brittleness(a)) => commands::audit::brittleness(&a, quiet),

@@ -6,6 +6,7 @@
 pub mod artefacts;
 pub mod brittleness;
 pub mod experiment;
+pub mod explain;
 pub mod input;
 pub mod replay;
 pub mod report;

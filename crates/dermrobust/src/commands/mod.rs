@@ -6,6 +6,7 @@ pub mod bench;
 pub mod data;
 pub mod demo;
 pub mod evaluate;
+pub mod explain;
 pub mod export;
 pub mod lr_find;
 pub mod predict;

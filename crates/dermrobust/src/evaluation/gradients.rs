@@ -311,4 +311,15 @@ impl DifferentiableModel {
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
     }
+
+    /// The network of a single model (not an ensemble), frozen on the autodiff device, with its
+    /// metadata and device: for explanation methods that change the backward pass (guided
+    /// backpropagation).
+    pub fn network(&self) -> Result<(&Classifier, &ModelMeta, &Device)> {
+        if self.members.len() > 1 {
+            bail!("this method needs one network, not an ensemble of {}: explain each model on its own", self.members.len());
+        }
+        let m = self.first();
+        Ok((&m.model, &m.meta, &self.device))
+    }
 }

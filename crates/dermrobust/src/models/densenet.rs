@@ -5,9 +5,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
-use super::layers::{conv, BlurPool};
+use super::layers::{conv, relu, BlurPool};
 use burn::nn::BatchNormConfig;
 
 /// DenseNet normalises before its convolutions (pre-activation), so its batch norms cannot be

@@ -8,6 +8,45 @@ use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// A replacement for every ReLU of a forward pass (see [`with_relu_hook`]). It gets each ReLU's
+/// input, flattened, in the order the forward pass applies them, and returns the output.
+pub type ReluHook = Rc<dyn Fn(Tensor<1>) -> Tensor<1>>;
+
+thread_local! {
+    static RELU_HOOK: RefCell<Option<ReluHook>> = const { RefCell::new(None) };
+}
+
+/// The ReLU of every architecture. Plain `max(x, 0)` unless a hook is installed on this thread
+/// by [`with_relu_hook`]: explanation methods that change ReLU's backward pass (guided
+/// backpropagation) install one for the duration of a forward pass.
+pub fn relu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let hook = RELU_HOOK.with(|h| h.borrow().clone());
+    match hook {
+        None => burn::tensor::activation::relu(x),
+        Some(h) => {
+            let dims = x.dims();
+            let n = dims.iter().product::<usize>();
+            h(x.reshape([n])).reshape(dims)
+        }
+    }
+}
+
+/// Run `f` with every ReLU replaced by `hook` on this thread (restored afterwards, also on panic).
+pub fn with_relu_hook<R>(hook: ReluHook, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<ReluHook>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let old = self.0.take();
+            RELU_HOOK.with(|h| *h.borrow_mut() = old);
+        }
+    }
+    let _restore = Restore(RELU_HOOK.with(|h| h.borrow_mut().replace(hook)));
+    f()
+}
+
 /// A bias-free "same" convolution, as torchvision's ResNet and DenseNet put before a batch norm.
 pub fn conv(c_in: usize, c_out: usize, kernel: usize, stride: usize, device: &Device) -> Conv2d {
     conv_config(c_in, c_out, kernel, stride).with_bias(false).init(device)

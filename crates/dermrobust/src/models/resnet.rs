@@ -6,9 +6,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
-use super::layers::{bn, conv, conv_bn, fold, BlurPool};
+use super::layers::{bn, conv, conv_bn, fold, relu, BlurPool};
 use super::Stage;
 
 #[derive(Module, Debug)]

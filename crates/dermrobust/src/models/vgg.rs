@@ -5,9 +5,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::BatchNorm;
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
-use super::layers::{bn, conv_bn, conv_with_bias, fold, BlurPool};
+use super::layers::{bn, conv_bn, conv_with_bias, fold, relu, BlurPool};
 use super::Stage;
 
 #[derive(Module, Debug)]

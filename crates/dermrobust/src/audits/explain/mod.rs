@@ -1,0 +1,166 @@
+//! Where the model looks (Mishra et al. 2019): saliency maps and their audit against lesion
+//! masks. Gradient methods (the CAM family of [`cam`], guided backpropagation, guided Grad-CAM)
+//! need a [`DifferentiableModel`]; the black-box methods ([`blackbox`]: occlusion, RISE) run on
+//! any [`ImageClassifier`], ONNX models included. Every method returns maps in one format: a
+//! 1-channel [`Image`] of the input's size with values in [0, 1].
+
+pub mod blackbox;
+pub mod cam;
+pub mod guided;
+pub mod metrics;
+pub mod remedies;
+pub mod render;
+pub mod run;
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+use dermrobust_core::imaging::Image;
+use serde::{Deserialize, Serialize};
+
+pub use blackbox::{OcclusionSettings, RiseSettings};
+pub use cam::CamMethod;
+use crate::evaluation::gradients::DifferentiableModel;
+use crate::evaluation::ImageClassifier;
+
+/// An explanation method (`--methods`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Cam(CamMethod),
+    GuidedBackprop,
+    /// Grad-CAM times guided backpropagation, pixel by pixel (Selvaraju et al. 2017).
+    GuidedGradCam,
+    Occlusion,
+    Rise,
+}
+
+impl Method {
+    pub const ALL: [Method; 9] = [
+        Method::Cam(CamMethod::GradCam),
+        Method::Cam(CamMethod::GradCamPlusPlus),
+        Method::Cam(CamMethod::XGradCam),
+        Method::Cam(CamMethod::HiResCam),
+        Method::Cam(CamMethod::LayerCam),
+        Method::GuidedBackprop,
+        Method::GuidedGradCam,
+        Method::Occlusion,
+        Method::Rise,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cam(c) => c.name(),
+            Method::GuidedBackprop => "guided-backprop",
+            Method::GuidedGradCam => "guided-gradcam",
+            Method::Occlusion => "occlusion",
+            Method::Rise => "rise",
+        }
+    }
+
+    /// Whether the method needs gradients (a dermrobust model, not ONNX).
+    pub fn needs_gradients(self) -> bool {
+        !matches!(self, Method::Occlusion | Method::Rise)
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim().to_ascii_lowercase().replace('_', "-");
+        let s = match s.as_str() {
+            "grad-cam" => "gradcam".to_string(),
+            "grad-cam++" | "gradcam-plus-plus" | "gradcampp" => "gradcam++".to_string(),
+            "gbp" | "guided-backpropagation" => "guided-backprop".to_string(),
+            _ => s,
+        };
+        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| format!("unknown method '{s}' (choose {})", Method::ALL.map(Method::name).join(", ")))
+    }
+}
+
+/// What explains: a model with gradients, or only predictions.
+pub enum Explainer<'a> {
+    Gradients(&'a DifferentiableModel),
+    BlackBox(&'a dyn ImageClassifier),
+}
+
+impl Explainer<'_> {
+    pub fn classifier(&self) -> &dyn ImageClassifier {
+        match self {
+            Explainer::Gradients(m) => *m,
+            Explainer::BlackBox(c) => *c,
+        }
+    }
+}
+
+/// Settings shared by the methods.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MethodSettings {
+    /// The layer of the CAM methods (default: the last backbone stage).
+    pub layer: Option<String>,
+    pub occlusion: OcclusionSettings,
+    pub rise: RiseSettings,
+}
+
+impl Default for MethodSettings {
+    fn default() -> Self {
+        MethodSettings { layer: None, occlusion: OcclusionSettings::default(), rise: RiseSettings::default() }
+    }
+}
+
+impl MethodSettings {
+    /// The CAM layer for `model`.
+    pub fn layer_for(&self, model: &DifferentiableModel) -> Result<String> {
+        use crate::evaluation::gradients::DifferentiableClassifier;
+        let names = model.layer_names();
+        match &self.layer {
+            Some(l) if names.contains(l) => Ok(l.clone()),
+            Some(l) => bail!("no layer '{l}' (layers: {})", names.join(", ")),
+            None => names.last().cloned().ok_or_else(|| anyhow::anyhow!("the model has no named layers")),
+        }
+    }
+}
+
+/// Maps of `method` for `images`, each for its class `classes[i]` (1 channel, input size,
+/// values in [0, 1]).
+pub fn explain(explainer: &Explainer, method: Method, images: &[Image], classes: &[usize], settings: &MethodSettings) -> Result<Vec<Image>> {
+    if images.is_empty() {
+        return Ok(vec![]);
+    }
+    match (method, explainer) {
+        (Method::Occlusion, e) => blackbox::occlusion(e.classifier(), images, classes, &settings.occlusion),
+        (Method::Rise, e) => blackbox::rise(e.classifier(), images, classes, &settings.rise),
+        (m, Explainer::BlackBox(c)) => bail!("{m} needs gradients, which {} cannot give: use occlusion or rise", c.describe()),
+        (Method::Cam(c), Explainer::Gradients(model)) => {
+            let layer = settings.layer_for(model)?;
+            Ok(cam::cams(*model, images, &layer, classes, c)?.0.into_iter().map(|c| c.map).collect())
+        }
+        (Method::GuidedBackprop, Explainer::Gradients(model)) => Ok(guided::guided_backprop(model, images, classes)?.0.iter().map(guided::saliency).collect()),
+        (Method::GuidedGradCam, Explainer::Gradients(model)) => {
+            let layer = settings.layer_for(model)?;
+            let cams = cam::cams(*model, images, &layer, classes, CamMethod::GradCam)?.0;
+            let (gb, _) = guided::guided_backprop(model, images, classes)?;
+            Ok(gb
+                .iter()
+                .zip(cams)
+                .map(|(g, c)| {
+                    let mut prod = g.clone();
+                    let hw = g.width * g.height;
+                    for ch in 0..g.channels {
+                        for p in 0..hw {
+                            prod.data[ch * hw + p] *= c.map.data[p];
+                        }
+                    }
+                    guided::saliency(&prod)
+                })
+                .collect())
+        }
+    }
+}
