@@ -70,6 +70,12 @@ enum AuditCommand {
     /// lesion; writes brittleness.json, brittleness_per_image.csv and report.html.
     #[command(after_help = DATA_SPEC_HELP)]
     Brittleness(commands::audit::BrittlenessArgs),
+    /// Adversarial attacks (Du-Harpur et al. 2021): FGSM and PGD (white-box), few-pixel, colour
+    /// balance and rotation + translation by differential evolution (black-box), and colour and
+    /// rotation sweeps; writes adversarial.json, adversarial_per_image.csv (replayable records)
+    /// and report.html.
+    #[command(after_help = DATA_SPEC_HELP)]
+    Adversarial(commands::adversarial::AdversarialArgs),
     /// Artefacts (Katsch et al. 2022): real templates (bubbles, rulers, ink markings) or
     /// procedural artefacts inserted into 0-100% of the test images over placement seeds;
     /// PR-AUC, AUROC, per-class precision/recall/FPR/FNR, McNemar (Edwards) against the clean
@@ -177,6 +183,7 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Demo(a) => commands::demo::run(&a, quiet),
         Command::Bench(a) => commands::bench::run(&a),
         Command::Audit(AuditCommand::Brittleness(a)) => commands::audit::brittleness(&a, quiet),
+        Command::Audit(AuditCommand::Adversarial(a)) => commands::adversarial::run(&a, quiet),
         Command::Audit(AuditCommand::Artefacts(a)) => commands::artefacts::run(&a, quiet),
         Command::Experiment(a) => dermrobust::audits::experiment::run(&a, quiet),
     }

@@ -3,6 +3,7 @@
 //! one [`run_audit`], which writes `<audit>.json`, `<audit>_per_image.csv`, `report.html` and the
 //! resume key. Every perturbation is an `ImageOp` record that `dermrobust replay` rebuilds.
 
+pub mod adversarial;
 pub mod artefacts;
 pub mod brittleness;
 pub mod experiment;

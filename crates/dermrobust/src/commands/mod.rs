@@ -1,6 +1,7 @@
 //! The implementation of each command-line command (the CLI in `main.rs` only parses).
 
 pub mod artefacts;
+pub mod adversarial;
 pub mod audit;
 pub mod bench;
 pub mod data;
