@@ -408,3 +408,152 @@ fn npy_round_trip() {
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!((10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64, 0, "header not 64-aligned");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The command's work end to end, and black-box methods on an ONNX model.
+
+use dermrobust::audits::explain::remedies::Remedies;
+use dermrobust::audits::explain::run::{run_job, ExplainJob, ExplainSettings, TargetChoice};
+use dermrobust::audits::explain::{Method, MethodSettings};
+
+fn skipped(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+fn settings(methods: &[&str]) -> ExplainSettings {
+    ExplainSettings {
+        methods: methods.iter().map(|m| m.parse::<Method>().unwrap()).collect(),
+        target: TargetChoice::Predicted,
+        method_settings: MethodSettings { rise: RiseSettings { masks: 100, ..Default::default() }, ..Default::default() },
+        remedies: Remedies::default(),
+        faithfulness_images: 3,
+        steps: 8,
+        sanity_images: 3,
+        gallery: 2,
+        seed: 1,
+    }
+}
+
+fn renders_in_chromium(html: &std::path::Path) {
+    use std::process::Command;
+    let Some(chromium) = ["chromium", "chromium-browser"].into_iter().find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success())) else {
+        skipped("SKIPPED: browser check: chromium is not installed (apt-get install chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("shot.png");
+    let out = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg("--window-size=1200,2400")
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    let png = image::open(&shot).expect("a screenshot").to_rgb8();
+    let mut colours: Vec<[u8; 3]> = png.pixels().map(|p| p.0).collect();
+    colours.sort();
+    colours.dedup();
+    // Overlays (jet colour map over images) give many colours; a table-only page has few.
+    assert!(colours.len() > 500, "the screenshot shows no gallery ({} colours)", colours.len());
+}
+
+#[test]
+fn explain_a_dataset_with_masks_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ModelConfig { width: 0.125, head: HeadKind::Linear, ..ModelConfig::new(Arch::Resnet18, 4) };
+    let classes: Vec<String> = ["bcc", "bkl", "mel", "nv"].iter().map(|s| s.to_string()).collect();
+    let meta = ModelMeta { config: config.clone(), classes, label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None } };
+    let model_dir = dir.path().join("model");
+    let device = Device::flex();
+    device.seed(3);
+    checkpoint::save(&model_dir, config.init(&device), &meta).unwrap();
+    let all = ["gradcam", "gradcam++", "xgradcam", "hirescam", "layercam", "guided-backprop", "guided-gradcam", "occlusion", "rise"];
+    let job = ExplainJob {
+        models: vec![model_dir.clone()],
+        data: "synthetic:n=30,seed=4,size=64".parse().unwrap(),
+        split: None,
+        part: "all".into(),
+        skip_bad: false,
+        max_images: Some(5),
+        image_files: vec![],
+        records: vec![],
+        settings: settings(&all),
+        out: dir.path().join("explain"),
+    };
+    let outcome = run_job(&job, true).unwrap().remove(0);
+    assert_eq!(outcome.images, 5);
+    assert_eq!(outcome.layer.as_deref(), Some("layer4"));
+    assert_eq!(outcome.methods.len(), all.len());
+    for m in &outcome.methods {
+        assert_eq!(m.all.images, 5);
+        let e = m.all.energy_inside.unwrap_or_else(|| panic!("{}: no localisation (masks not loaded?)", m.method));
+        assert!((0.0..=1.0).contains(&e));
+        assert!(m.all.mask_area.unwrap() > 0.0);
+        assert_eq!(m.faithfulness_images, 3);
+        assert!(m.deletion_auc.is_some() && m.insertion_auc.is_some());
+        let sanity = m.sanity.as_ref().unwrap_or_else(|| panic!("{}: no sanity check", m.method));
+        assert_eq!(sanity.images, 3);
+    }
+    let out = dir.path().join("explain");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(out.join("explain.json")).unwrap()).unwrap();
+    assert!(json["outcome"]["methods"][0]["sanity"]["head_randomised"].is_number() || json["outcome"]["methods"][0]["sanity"]["head_randomised"].is_null());
+    let csv = std::fs::read_to_string(out.join("explain_per_image.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 5 * all.len());
+    // Every row's map file exists and holds a [0, 1] map of the input's size.
+    let mut reader = csv::Reader::from_path(out.join("explain_per_image.csv")).unwrap();
+    let col = reader.headers().unwrap().iter().position(|h| h == "map").unwrap();
+    for rec in reader.records() {
+        let map = read_npy(&out.join(&rec.unwrap()[col])).unwrap();
+        assert_eq!((map.width, map.height), (64, 64));
+        assert!(map.data.iter().all(|v| (0.0..=1.0 + 1e-6).contains(v)));
+    }
+    assert_eq!(std::fs::read_dir(out.join("overlays")).unwrap().count(), 5 * all.len());
+    renders_in_chromium(&out.join("report.html"));
+}
+
+#[test]
+fn black_box_methods_on_an_onnx_model_agree_with_the_same_network_in_burn() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = fixture_images();
+    let files: Vec<std::path::PathBuf> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| {
+            let p = dir.path().join(format!("img{i}.png"));
+            dermrobust_core::imaging::io::write_png(img, &p).unwrap();
+            p
+        })
+        .collect();
+    let onnx = fixtures().join("tiny_resnet18.onnx");
+    let job = |methods: &[&str]| ExplainJob {
+        models: vec![onnx.clone()],
+        data: "synthetic".parse().unwrap(),
+        split: None,
+        part: "all".into(),
+        skip_bad: false,
+        max_images: None,
+        image_files: files.clone(),
+        records: vec![],
+        settings: settings(methods),
+        out: dir.path().join("out"),
+    };
+    let err = run_job(&job(&["gradcam"]), true).unwrap_err().to_string();
+    assert!(err.contains("ONNX") && err.contains("occlusion"), "{err}");
+    let outcome = run_job(&job(&["occlusion", "rise"]), true).unwrap().remove(0);
+    assert_eq!(outcome.images, 2);
+    assert!(outcome.methods[0].all.energy_inside.is_none(), "image files have no masks");
+    // The same occlusion map from the burn network (PNG round trip: 8-bit pixels).
+    let (net, meta) = fixture_network();
+    let model = DifferentiableModel::from_model(net, meta);
+    let reread: Vec<Image> = files.iter().map(|f| dermrobust_core::imaging::io::read_rgb(f).unwrap()).collect();
+    let targets: Vec<usize> = model.predict(&reread).unwrap().iter().map(|p| dermrobust::evaluation::argmax(p)).collect();
+    let burn_maps = occlusion(&model, &reread, &targets, &OcclusionSettings::default()).unwrap();
+    for (i, f) in ["img0", "img1"].iter().enumerate() {
+        let onnx_map = read_npy(&dir.path().join(format!("out/maps/{f}_occlusion.npy"))).unwrap();
+        let diff = max_abs_diff(&onnx_map.data, &burn_maps[i].data);
+        assert!(diff < 1e-2, "image {i}: ONNX and burn occlusion maps differ by {diff}");
+    }
+}

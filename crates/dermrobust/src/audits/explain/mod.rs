@@ -147,20 +147,51 @@ pub fn explain(explainer: &Explainer, method: Method, images: &[Image], classes:
             let layer = settings.layer_for(model)?;
             let cams = cam::cams(*model, images, &layer, classes, CamMethod::GradCam)?.0;
             let (gb, _) = guided::guided_backprop(model, images, classes)?;
-            Ok(gb
-                .iter()
-                .zip(cams)
-                .map(|(g, c)| {
-                    let mut prod = g.clone();
-                    let hw = g.width * g.height;
-                    for ch in 0..g.channels {
-                        for p in 0..hw {
-                            prod.data[ch * hw + p] *= c.map.data[p];
-                        }
-                    }
-                    guided::saliency(&prod)
-                })
-                .collect())
+            Ok(gb.iter().zip(cams).map(|(g, c)| guided_gradcam(g, &c.map)).collect())
         }
     }
+}
+
+/// Maps of several methods for the same images: the CAM methods share one capture of the
+/// layer, and guided backprop and guided Grad-CAM one guided pass. `out[m][i]` is method
+/// `methods[m]`'s map of image `i`.
+pub fn explain_many(explainer: &Explainer, methods: &[Method], images: &[Image], classes: &[usize], settings: &MethodSettings) -> Result<Vec<Vec<Image>>> {
+    let model = match explainer {
+        Explainer::Gradients(m) if !images.is_empty() => *m,
+        _ => return methods.iter().map(|&m| explain(explainer, m, images, classes, settings)).collect(),
+    };
+    let wants_cam = methods.iter().any(|m| matches!(m, Method::Cam(_) | Method::GuidedGradCam));
+    let capture = if wants_cam {
+        let layer = settings.layer_for(model)?;
+        Some(cam::cams(model, images, &layer, classes, CamMethod::GradCam)?.1)
+    } else {
+        None
+    };
+    let guided = if methods.iter().any(|m| matches!(m, Method::GuidedBackprop | Method::GuidedGradCam)) { Some(guided::guided_backprop(model, images, classes)?.0) } else { None };
+    let size = images[0].width;
+    methods
+        .iter()
+        .map(|&m| match m {
+            Method::Cam(c) => Ok(cam::cams_from_capture(capture.as_ref().expect("captured"), c, size).into_iter().map(|c| c.map).collect()),
+            Method::GuidedBackprop => Ok(guided.as_ref().expect("guided").iter().map(guided::saliency).collect()),
+            Method::GuidedGradCam => {
+                let cams = cam::cams_from_capture(capture.as_ref().expect("captured"), CamMethod::GradCam, size);
+                Ok(guided.as_ref().expect("guided").iter().zip(cams).map(|(g, c)| guided_gradcam(g, &c.map)).collect())
+            }
+            other => explain(explainer, other, images, classes, settings),
+        })
+        .collect()
+}
+
+/// Guided Grad-CAM: the guided-backprop gradient times the Grad-CAM map, pixel by pixel, as a
+/// saliency in [0, 1].
+pub fn guided_gradcam(guided_gradient: &Image, gradcam: &Image) -> Image {
+    let mut prod = guided_gradient.clone();
+    let hw = prod.width * prod.height;
+    for ch in 0..prod.channels {
+        for p in 0..hw {
+            prod.data[ch * hw + p] *= gradcam.data[p];
+        }
+    }
+    guided::saliency(&prod)
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::{border_attention, deletion_insertion, localisation, spearman};
 use super::remedies::Remedies;
 use super::render::{overlay, with_outline, write_npy};
-use super::{explain, Explainer, Method, MethodSettings};
+use super::{explain_many, Explainer, Method, MethodSettings};
 use crate::audits::runner::enlarged;
 use crate::evaluation::gradients::DifferentiableModel;
 use crate::evaluation::argmax;
@@ -177,7 +177,7 @@ pub fn randomised(net: &Classifier, meta: &ModelMeta, last_stage: bool, seed: u6
 }
 
 fn safe(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
+    s.replace('+', "p").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
 }
 
 /// Explain `inputs` with every method into `out`. `network`: the model's network and metadata
@@ -224,10 +224,7 @@ pub fn run_explain(
                 _ => argmax(p),
             })
             .collect();
-        let mut maps_by_method = Vec::new();
-        for &m in &settings.methods {
-            maps_by_method.push(explain(explainer, m, &images, &targets, &settings.method_settings)?);
-        }
+        let maps_by_method = explain_many(explainer, &settings.methods, &images, &targets, &settings.method_settings)?;
         for (j, inp) in chunk.iter().enumerate() {
             let index = b * 16 + j;
             let pred = argmax(&probs[j]);
@@ -284,10 +281,11 @@ pub fn run_explain(
             let levels = [randomised(net, meta, false, settings.seed), randomised(net, meta, true, settings.seed)];
             let images: Vec<Image> = seen[..n].iter().map(|s| s.0.clone()).collect();
             let targets: Vec<usize> = rows.iter().step_by(settings.methods.len()).take(n).map(|r| classes.iter().position(|c| *c == r.target_class).unwrap_or(0)).collect();
+            let level_maps: Vec<Vec<Vec<Image>>> = levels.iter().map(|l| explain_many(&Explainer::Gradients(l), &settings.methods, &images, &targets, &settings.method_settings)).collect::<Result<_>>()?;
             for (mi, &m) in settings.methods.iter().enumerate() {
                 let mut s = Sanity { images: n, ..Default::default() };
-                for (li, level) in levels.iter().enumerate() {
-                    let maps = explain(&Explainer::Gradients(level), m, &images, &targets, &settings.method_settings)?;
+                for (li, level_map) in level_maps.iter().enumerate() {
+                    let maps = &level_map[mi];
                     // Images whose own map is constant have no ranks and are left out; a
                     // constant map of the randomised model counts as correlation 0.
                     let r = mean(maps.iter().enumerate().filter_map(|(i, map)| {
@@ -366,13 +364,14 @@ pub fn run_explain(
     // Report.
     let mut report = HtmlReport::new(&format!("Where the model looks: {model_name}"));
     report.paragraph(&format!(
-        "{} images; methods {}; maps explain the {} class{}{}. Localisation against lesion masks: energy inside = share of the map's sum inside the mask; pointing = the map's maximum lies in the mask; Jaccard = Yan et al.'s protocol (map re-normalised to [0, 1], binarised at 0.5); mask area = the chance level of the first two. Border: share of the map's sum in the outer {}% band of each side (its area share is the chance level) and how often the maximum lies there.",
+        "{} images; methods {}; maps explain the {} class{}{}. Localisation against lesion masks: energy inside = share of the map's sum inside the mask; pointing = the map's maximum lies in the mask; Jaccard = Yan et al.'s protocol (map re-normalised to [0, 1], binarised at 0.5); mask area = the chance level of the first two. Border: share of the map's sum in the outer {}% band of each side (its area share, {:.3}, is the chance level) and how often the maximum lies there. Pointing takes the first maximum in row order (a coarse map upsampled from 2 x 2 has its maximum on a plateau in one corner quadrant).",
         inputs.len(),
         settings.methods.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
         if settings.target == TargetChoice::True { "true" } else { "predicted" },
         outcome.layer.as_ref().map(|l| format!(" (CAM layer {l})")).unwrap_or_default(),
         if settings.remedies.any() { format!("; remedies applied first: {}", serde_json::to_string(&settings.remedies)?) } else { String::new() },
         (super::metrics::BORDER * 100.0).round(),
+        1.0 - (1.0 - 2.0 * super::metrics::BORDER as f64).powi(2),
     ));
     let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
     let header: Vec<String> = ["method", "group", "images", "energy inside", "pointing", "Jaccard", "mask area", "border energy", "max in border"].iter().map(|s| s.to_string()).collect();
@@ -420,6 +419,11 @@ pub fn run_explain(
         let k = argmax(p);
         format!("{}: predicted {} ({:.2}), true {}", inputs[i].id, classes[k], p[k], inputs[i].label.map(|l| classes[l].as_str()).unwrap_or("unknown"))
     };
+    report.heading("Examples");
+    report.paragraph("The first explained images, whatever their prediction (image with the lesion mask's outline in green where there is one; then each method's map over the image).");
+    for i in 0..inputs.len().min(settings.gallery.max(1)) {
+        report.image_row(&row_images(i, caption(i))?);
+    }
     if labelled > 0 {
         let mut confident = errors.clone();
         confident.sort_by(|&a, &b| {
@@ -437,7 +441,11 @@ pub fn run_explain(
         report.heading("Most-confused label pairs (Mishra et al., Table 3)");
         let header: Vec<String> = ["label 1", "label 2", "1 predicted as 2", "2 predicted as 1", "total"].iter().map(|s| s.to_string()).collect();
         let table: Vec<Vec<String>> = outcome.confusion_pairs.iter().map(|p| vec![p.a.clone(), p.b.clone(), p.a_as_b.to_string(), p.b_as_a.to_string(), p.total.to_string()]).collect();
-        report.table(&header, &table);
+        if table.is_empty() {
+            report.paragraph("No confusions among the explained images.");
+        } else {
+            report.table(&header, &table);
+        }
         for pair in outcome.confusion_pairs.iter().take(3) {
             report.paragraph(&format!("{} / {}", pair.a, pair.b));
             let examples = errors.iter().copied().filter(|&i| {
@@ -449,26 +457,22 @@ pub fn run_explain(
             }
         }
     } else {
-        report.heading("Images");
-        for i in 0..inputs.len().min(settings.gallery.max(1) * 4) {
+        for i in settings.gallery.max(1)..inputs.len().min(settings.gallery.max(1) * 4) {
             report.image_row(&row_images(i, caption(i))?);
         }
     }
     if !records.is_empty() {
         report.heading("Flips of earlier audits: maps before and after");
-        report.paragraph("Each row: the original image and its maps, then the perturbed image (rebuilt from the record's operation) and its maps; each map explains the class predicted for its image.");
+        report.paragraph(&format!("From {}. Each row: the original image and its maps, then the perturbed image (rebuilt from the record's operation) and its maps; each map explains the class predicted for its image.", job_sources(records)));
         for r in records {
             let perturbed = r.op.apply(&r.original)?;
             let pair = [r.original.clone(), perturbed];
             let probs = classifier.predict(&pair)?;
             let targets: Vec<usize> = probs.iter().map(|p| argmax(p)).collect();
             let mut row: Vec<(Vec<u8>, String)> = Vec::new();
-            let mut all_maps = Vec::new();
-            for &m in &settings.methods {
-                all_maps.push(explain(explainer, m, &pair, &targets, &settings.method_settings)?);
-            }
+            let all_maps = explain_many(explainer, &settings.methods, &pair, &targets, &settings.method_settings)?;
             for k in 0..2 {
-                let label = if k == 0 { format!("{} ({}): {}", r.image_id, r.source, classes[targets[0]]) } else { format!("{}: {}", r.op.label(), classes[targets[1]]) };
+                let label = if k == 0 { format!("{}: {}", r.image_id, classes[targets[0]]) } else { format!("{}: {}", r.op.label(), classes[targets[1]]) };
                 row.push((encode_png(&enlarged(&pair[k], 128))?, label));
                 for (mi, m) in settings.methods.iter().enumerate() {
                     row.push((encode_png(&enlarged(&overlay(&pair[k], &all_maps[mi][k]), 128))?, format!("{m}")));
@@ -479,6 +483,12 @@ pub fn run_explain(
     }
     report.write(&out.join("report.html"))?;
     Ok(outcome)
+}
+
+fn job_sources(records: &[RecordInput]) -> String {
+    let mut v: Vec<&str> = records.iter().map(|r| r.source.as_str()).collect();
+    v.dedup();
+    v.join(", ")
 }
 
 /// Rows of an audit's per-image CSV whose recorded prediction differs from the original one
