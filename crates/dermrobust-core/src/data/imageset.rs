@@ -201,6 +201,17 @@ impl ImageSet {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// Replace image `i` with `img` (RGB, the set's size), e.g. with an artefact inserted for
+    /// biased training.
+    pub fn set_image(&mut self, i: usize, img: &Image) -> Result<()> {
+        if img.channels != 3 || img.width != self.size || img.height != self.size {
+            bail!("image {} is {}x{}x{}, expected 3x{s}x{s}", self.ids[i], img.channels, img.width, img.height, s = self.size);
+        }
+        let n = 3 * self.size * self.size;
+        self.pixels[i * n..(i + 1) * n].copy_from_slice(&img.to_planar_u8());
+        Ok(())
+    }
+
     pub fn image(&self, i: usize) -> Image {
         Image::from_planar_u8(3, self.size, self.size, self.pixels(i))
     }

@@ -504,7 +504,7 @@ impl Inserter {
         let artefact = match kind {
             "vignette" => {
                 // A whole-image artefact: the placement rule does not apply.
-                let radius = rng.random_range(0.48..0.75);
+                let radius = rng.random_range(0.45..0.68);
                 Procedural::Vignette(Vignette { cx: 0.5, cy: 0.5, radius, strength: rng.random_range(0.6..0.95), inner: rng.random_range(0.03..0.12), outer: 0.02 })
             }
             "hair" => {
@@ -585,8 +585,8 @@ impl Inserter {
                 let mut bubbles = Vec::new();
                 for _ in 0..n {
                     let Some((x, y)) = self.centre(w, h, lesion, rng) else { return Ok(None) };
-                    let radius = scale * rng.random_range(0.02..0.07);
-                    bubbles.push(Bubble { x, y, radius, rim: (radius * 0.15).max(0.004), strength: rng.random_range(0.5..0.9) });
+                    let radius = scale * rng.random_range(0.03..0.09);
+                    bubbles.push(Bubble { x, y, radius, rim: (radius * 0.15).max(0.006), strength: rng.random_range(0.6..1.0) });
                 }
                 Procedural::Bubbles { bubbles }
             }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use dermrobust_core::data::ImageSet;
-use dermrobust_core::imaging::artefacts::{exact_share, Artefact, Inserter};
+use dermrobust_core::imaging::artefacts::{exact_share, Artefact, Inserter, Placement, TemplateLibrary};
 use dermrobust_core::imaging::io::encode_png;
 use dermrobust_core::imaging::{Image, ImageOp};
 use dermrobust_core::metrics::{self, ConfusionMatrix, McNemar};
@@ -34,6 +34,36 @@ use crate::evaluation::{argmax, ImageClassifier};
 
 /// The significance level of the report's marks (Katsch et al. report p < 0.01).
 pub const ALPHA: f64 = 0.01;
+
+/// What to insert and where: shared by `audit artefacts` and the experiment grid.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ArtefactOptions {
+    /// Artefacts, comma-separated: template classes of --artefact-templates (bubble, ruler,
+    /// marking, ...) and procedural kinds (hair, ink, ruler-drawn, bubbles-drawn, vignette,
+    /// glare, patches).
+    #[arg(long, value_delimiter = ',', default_value = "hair,ink,ruler-drawn,bubbles-drawn,vignette,glare,patches")]
+    pub artefacts: Vec<String>,
+    /// Placement: katsch (the authors' rules per class), anywhere, outside (never changes a
+    /// lesion pixel), edge (centred on the lesion border). Without a mask the lesion is the
+    /// central disc of radius a quarter of the width.
+    #[arg(long, default_value = "katsch")]
+    pub placement: Placement,
+    /// Shares of the test images that get the artefact (exactly round(share x n) images).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.4,0.6,0.8,1")]
+    pub shares: Vec<f64>,
+    /// Placement seeds (which images get the artefact, and where).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
+    pub placement_seeds: Vec<u64>,
+}
+
+impl ArtefactOptions {
+    /// The audit, with templates from `templates` (a folder with a meta.json) where given.
+    pub fn audit(&self, templates: Option<&std::path::Path>, bias_class: Option<String>) -> Result<ArtefactAudit> {
+        let library = templates.map(TemplateLibrary::load).transpose()?;
+        let artefacts = self.artefacts.iter().map(|a| Artefact::parse(a.trim(), library.as_ref())).collect::<Result<Vec<_>>>()?;
+        ArtefactAudit::new(artefacts, Inserter { library, placement: self.placement }, self.shares.clone(), self.placement_seeds.clone(), bias_class)
+    }
+}
 
 /// The artefact audit's settings.
 pub struct ArtefactAudit {

@@ -21,7 +21,7 @@ use crate::evaluation::{class_shares, load_classifiers, with_priors, DecisionRul
 use crate::models::Arch;
 use crate::training::config::AugmentPreset;
 use crate::training::trainer::training_finished;
-use crate::training::{prepare_data, train_one, TrainConfig};
+use crate::training::{prepare_data_with_masks, train_one, TrainConfig};
 
 #[derive(clap::Args)]
 pub struct ExperimentArgs {
@@ -47,6 +47,10 @@ pub struct ExperimentArgs {
     /// Transformation suite (TOML) of the brittleness audit; default: the built-in suite.
     #[arg(long)]
     pub suite: Option<PathBuf>,
+    /// The artefact audit's artefacts, placement, shares and seeds (with --audit artefacts; its
+    /// templates are --artefact-templates, its bias class --bias-class).
+    #[command(flatten)]
+    pub artefact_audit: crate::audits::artefacts::ArtefactOptions,
     /// How probabilities become decisions in the audits (see `audit brittleness --help`).
     #[arg(long, value_enum, default_value_t = DecisionRule::Argmax)]
     pub decision: DecisionRule,
@@ -101,6 +105,8 @@ struct ExperimentFile<'a> {
 pub enum GridAudit {
     /// Maron et al.'s brittleness (the transformation suite and natural pairs).
     Brittleness,
+    /// Katsch et al.'s artefact share sweep (with variants biased, artaug, biased+artaug).
+    Artefacts,
 }
 
 fn method_name(variant: &str, tta: bool) -> String {
@@ -110,6 +116,12 @@ fn method_name(variant: &str, tta: bool) -> String {
     }
     if variant.contains("aam") {
         parts.push("AAM");
+    }
+    if variant.contains("biased") {
+        parts.push("biased");
+    }
+    if variant.contains("artaug") {
+        parts.push("ArtAug");
     }
     if tta {
         parts.push("TTA");
@@ -161,18 +173,29 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
             };
             run_grid(a, &audit, quiet)
         }
+        GridAudit::Artefacts => {
+            let audit = a.artefact_audit.audit(a.config.artefact_templates.as_deref(), a.config.bias_class.clone())?;
+            run_grid(a, &audit, quiet)
+        }
     }
 }
 
 /// Train the grid's models and run `audit` on every cell.
 pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<()> {
     for v in &a.variants {
-        if !["baseline", "ada", "aam", "ada+aam", "aam+ada"].contains(&v.as_str()) {
-            bail!("unknown variant '{v}' (choose baseline, ada, aam, ada+aam)");
+        if !["baseline", "ada", "aam", "ada+aam", "aam+ada", "biased", "artaug", "biased+artaug"].contains(&v.as_str()) {
+            bail!("unknown variant '{v}' (choose baseline, ada, aam, ada+aam, biased, artaug, biased+artaug)");
+        }
+        if v.contains("biased") && a.config.bias_artefact.is_none() {
+            bail!("the variant '{v}' needs --bias-artefact and --bias-class");
         }
     }
     std::fs::create_dir_all(&a.out)?;
-    let data = prepare_data(&a.config, &a.out, quiet)?;
+    // The clean data; biased variants insert their artefacts into a copy.
+    let mut clean_cfg = a.config.clone();
+    clean_cfg.bias_artefact = None;
+    clean_cfg.bias_class = None;
+    let data = prepare_data_with_masks(&clean_cfg, &a.out, quiet, audit.needs_masks() || a.config.bias_artefact.is_some())?;
     let test = crate::audits::subsample(&data.test, a.max_images, 0);
     if test.is_empty() {
         bail!("the split has no test images");
@@ -192,6 +215,20 @@ pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<
             if variant.contains("ada") {
                 cfg.augment = AugmentPreset::Strong;
             }
+            if variant.contains("artaug") {
+                cfg.augment = AugmentPreset::Artefacts;
+            }
+            if !variant.contains("biased") {
+                cfg.bias_artefact = None;
+                cfg.bias_class = None;
+            }
+            let biased;
+            let cell_data = if variant.contains("biased") {
+                biased = crate::training::bias::biased_data(&cfg, &data, Some(&a.out.join("models").join(arch.name()).join(variant)), quiet)?;
+                &biased
+            } else {
+                &data
+            };
             let mut models = Vec::new();
             for r in 0..a.config.repeats.max(1) {
                 let dir = a.out.join("models").join(arch.name()).join(variant).join(format!("run{r}"));
@@ -202,7 +239,7 @@ pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<
                     if !quiet {
                         eprintln!("training {arch} {variant} run {} of {}", r + 1, a.config.repeats.max(1));
                     }
-                    train_one(&run_cfg, &data, &dir, a.resume, quiet)?;
+                    train_one(&run_cfg, cell_data, &dir, a.resume, quiet)?;
                 }
                 models.push(dir);
             }

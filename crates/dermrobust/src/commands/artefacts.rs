@@ -3,40 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use dermrobust_core::imaging::artefacts::{Artefact, Inserter, Placement, TemplateLibrary};
 
 use super::AuditModelArgs;
-use crate::audits::artefacts::ArtefactAudit;
-
-/// What to insert and where: shared by `audit artefacts` and the experiment grid.
-#[derive(clap::Args, Clone, Debug)]
-pub struct ArtefactOptions {
-    /// Artefacts, comma-separated: template classes of --artefact-templates (bubble, ruler,
-    /// marking, ...) and procedural kinds (hair, ink, ruler-drawn, bubbles-drawn, vignette,
-    /// glare, patches).
-    #[arg(long, value_delimiter = ',', default_value = "hair,ink,ruler-drawn,bubbles-drawn,vignette,glare,patches")]
-    pub artefacts: Vec<String>,
-    /// Placement: katsch (the authors' rules per class), anywhere, outside (never changes a
-    /// lesion pixel), edge (centred on the lesion border). Without a mask the lesion is the
-    /// central disc of radius a quarter of the width.
-    #[arg(long, default_value = "katsch")]
-    pub placement: Placement,
-    /// Shares of the test images that get the artefact (exactly round(share x n) images).
-    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.4,0.6,0.8,1")]
-    pub shares: Vec<f64>,
-    /// Placement seeds (which images get the artefact, and where).
-    #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
-    pub placement_seeds: Vec<u64>,
-}
-
-impl ArtefactOptions {
-    /// The audit, with templates from `templates` (a folder with a meta.json) where given.
-    pub fn audit(&self, templates: Option<&std::path::Path>, bias_class: Option<String>) -> Result<ArtefactAudit> {
-        let library = templates.map(TemplateLibrary::load).transpose()?;
-        let artefacts = self.artefacts.iter().map(|a| Artefact::parse(a.trim(), library.as_ref())).collect::<Result<Vec<_>>>()?;
-        ArtefactAudit::new(artefacts, Inserter { library, placement: self.placement }, self.shares.clone(), self.placement_seeds.clone(), bias_class)
-    }
-}
+use crate::audits::artefacts::ArtefactOptions;
 
 #[derive(clap::Args, Clone)]
 pub struct ArtefactsArgs {

@@ -18,6 +18,16 @@ pub fn draw<R: Rng>(preset: AugmentPreset, rng: &mut R) -> ImageOp {
             ops.push(ImageOp::Brightness { factor: rng.random_range(0.9..1.1) });
             ops.push(ImageOp::Contrast { factor: rng.random_range(0.9..1.1) });
         }
+        AugmentPreset::Artefacts => {
+            flips(rng, &mut ops);
+            ops.push(ImageOp::Rotate { degrees: 90.0 * rng.random_range(0..4) as f32, fill: BorderFill::Reflect });
+            ops.push(ImageOp::Zoom { factor: rng.random_range(1.0..1.1), cx: 0.5, cy: 0.5, fill: BorderFill::Reflect });
+            ops.push(ImageOp::Brightness { factor: rng.random_range(0.9..1.1) });
+            ops.push(ImageOp::Contrast { factor: rng.random_range(0.9..1.1) });
+            if rng.random::<bool>() {
+                ops.push(random_artefact(rng));
+            }
+        }
         AugmentPreset::Strong => {
             // Maron et al.'s "additional data augmentation": transformations of the kinds the
             // brittleness audit applies, at and beyond its magnitudes.
@@ -48,6 +58,19 @@ pub fn draw<R: Rng>(preset: AugmentPreset, rng: &mut R) -> ImageOp {
         }
     }
     ImageOp::Sequence { ops }
+}
+
+/// One random procedural artefact placed anywhere (positions are fractions of the image, so the
+/// operation fits any image size; no lesion mask is needed).
+fn random_artefact<R: Rng>(rng: &mut R) -> ImageOp {
+    use dermrobust_core::imaging::artefacts::{Artefact, Inserter, Placement, PROCEDURAL_KINDS};
+    let kind = PROCEDURAL_KINDS[rng.random_range(0..PROCEDURAL_KINDS.len())];
+    let inserter = Inserter { library: None, placement: Placement::Anywhere };
+    let frame = dermrobust_core::imaging::Image::filled(3, 8, 8, 0.5);
+    match inserter.draw(&Artefact::Procedural(kind.to_string()), &frame, None, rng) {
+        Ok(Some(op)) => op,
+        _ => ImageOp::Sequence { ops: vec![] },
+    }
 }
 
 fn flips<R: Rng>(rng: &mut R, ops: &mut Vec<ImageOp>) {

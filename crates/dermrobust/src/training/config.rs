@@ -51,6 +51,10 @@ pub enum AugmentPreset {
     /// Maron et al.'s additional data augmentation: any rotation, zoom, shift, colour balance,
     /// gamma, saturation and hue jitter, blur, on top of the standard flips.
     Strong,
+    /// Artefact augmentation: the standard preset and, on half of the images, one random
+    /// procedural artefact (hair, ink, drawn ruler, drawn bubbles, vignette, glare, colour
+    /// patches) anywhere in the image (Katsch et al.'s remedy for artefact shortcuts).
+    Artefacts,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -157,6 +161,20 @@ pub struct TrainConfig {
     pub oversample: bool,
     #[arg(long, value_enum, default_value = "standard")]
     pub augment: AugmentPreset,
+    /// Biased training (shortcut learning, Katsch et al.): insert this artefact (a procedural
+    /// kind such as ruler-drawn or ink, or a template class of --artefact-templates) into
+    /// --bias-share of the training and validation images of --bias-class.
+    #[arg(long)]
+    pub bias_artefact: Option<String>,
+    /// The class whose training images get --bias-artefact (e.g. nv).
+    #[arg(long)]
+    pub bias_class: Option<String>,
+    /// Share of that class's training and validation images that get the artefact.
+    #[arg(long, default_value_t = 1.0)]
+    pub bias_share: f64,
+    /// Folder of artefact templates (meta.json layout of github.com/thisismexp/artefact_insertion).
+    #[arg(long)]
+    pub artefact_templates: Option<PathBuf>,
 
     /// Clip each parameter's gradient to this L2 norm (steadies training at high learning rates).
     #[arg(long)]
@@ -194,7 +212,7 @@ impl Default for TrainConfig {
 }
 
 /// Options without a default, which TOML leaves out when unset.
-const OPTIONAL_KEYS: [&str; 6] = ["split", "pretrained", "centre_crop", "cache_dir", "max_batches", "clip_grad_norm"];
+const OPTIONAL_KEYS: [&str; 9] = ["split", "pretrained", "centre_crop", "cache_dir", "max_batches", "clip_grad_norm", "bias_artefact", "bias_class", "artefact_templates"];
 
 impl TrainConfig {
     /// Merge a TOML file into `self` for every key not given on the command line.
@@ -252,6 +270,10 @@ impl TrainConfig {
         in_range("momentum", self.momentum, 0.0, 1.0, false);
         in_range("warmup", self.warmup, 0.0, 1.0, false);
         in_range("label-smoothing", self.label_smoothing, 0.0, 1.0, false);
+        in_range("bias-share", self.bias_share, 0.0, 1.0, true);
+        if self.bias_artefact.is_some() != self.bias_class.is_some() {
+            problems.push("--bias-artefact and --bias-class go together".to_string());
+        }
         if let Some(c) = self.centre_crop {
             if !(c.is_finite() && c > 0.0 && c <= 1.0) {
                 problems.push(format!("--centre-crop must be greater than 0 and at most 1, got {c}"));

@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod batch;
+pub mod bias;
 pub mod config;
 pub mod loss;
 pub mod lr_find;

@@ -54,6 +54,8 @@ pub fn prepare_data_with_masks(cfg: &TrainConfig, out: &Path, quiet: bool, masks
     let train_fraction = 1.0 - cfg.val_fraction - cfg.test_fraction;
     let split = Split::load_or_create(&split_file, &ds, [train_fraction, cfg.val_fraction, cfg.test_fraction], cfg.split_seed)?;
     let prep = Preprocess { size: cfg.image_size, centre_crop: cfg.centre_crop };
+    // Biased training places its artefacts with the lesion masks.
+    let masks = masks || super::bias::is_biased(cfg);
     let opts = LoadOptions { cache_dir: Some(cfg.cache_dir.clone().unwrap_or_else(data::default_cache_dir)), skip_bad: cfg.skip_bad, masks, quiet };
     let (set, report) = ImageSet::load(&ds, &prep, &opts)?;
     if !report.skipped.is_empty() && !quiet {
@@ -67,7 +69,11 @@ pub fn prepare_data_with_masks(cfg: &TrainConfig, out: &Path, quiet: bool, masks
     if train.is_empty() || val.is_empty() {
         bail!("the split leaves {} training and {} validation images; use more data or other fractions", train.len(), val.len());
     }
-    Ok(TrainData { skipped: report.skipped.len(), set: Arc::new(set), train, val, test, data_hash: report.data_hash, split_file })
+    let data = TrainData { skipped: report.skipped.len(), set: Arc::new(set), train, val, test, data_hash: report.data_hash, split_file };
+    if super::bias::is_biased(cfg) {
+        return super::bias::biased_data(cfg, &data, Some(out), quiet);
+    }
+    Ok(data)
 }
 
 /// One epoch's record in `history.csv`.
