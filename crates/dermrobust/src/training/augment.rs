@@ -28,6 +28,18 @@ pub fn draw<R: Rng>(preset: AugmentPreset, rng: &mut R) -> ImageOp {
                 ops.push(random_artefact(rng));
             }
         }
+        AugmentPreset::Jitter => {
+            // github.com/thelynchlab/adversarial classify.py: RandomResizedCrop, horizontal and
+            // vertical flips, RandomRotation(180), ColorJitter(hue=0.4); "random color variation
+            // in each training batch" (the letter): gains 0.9-1.1 per channel, the colour attack's
+            // bounds.
+            flips(rng, &mut ops);
+            ops.push(ImageOp::Rotate { degrees: rng.random_range(-180.0..180.0), fill: BorderFill::Reflect });
+            ops.push(ImageOp::Zoom { factor: rng.random_range(1.0..1.4), cx: rng.random_range(0.3..0.7), cy: rng.random_range(0.3..0.7), fill: BorderFill::Reflect });
+            ops.push(ImageOp::Hue { shift: rng.random_range(-0.4..0.4) });
+            let gain = [rng.random_range(0.9..1.1), rng.random_range(0.9..1.1), rng.random_range(0.9..1.1)];
+            ops.push(ImageOp::ColourBalance { gain, offset: [0.0; 3] });
+        }
         AugmentPreset::Strong => {
             // Maron et al.'s "additional data augmentation": transformations of the kinds the
             // brittleness audit applies, at and beyond its magnitudes.

@@ -55,6 +55,10 @@ pub enum AugmentPreset {
     /// procedural artefact (hair, ink, drawn ruler, drawn bubbles, vignette, glare, colour
     /// patches) anywhere in the image (Katsch et al.'s remedy for artefact shortcuts).
     Artefacts,
+    /// Du-Harpur et al.'s colour jitter: flips, any rotation, a random resized crop, a hue shift
+    /// up to 0.4 of the hue circle (torchvision `ColorJitter(hue=0.4)`) and per-channel gains in
+    /// the colour attack's range (their remedy against colour and rotation attacks).
+    Jitter,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
