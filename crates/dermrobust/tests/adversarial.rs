@@ -256,3 +256,40 @@ fn every_recorded_success_replays_to_a_flipped_decision() {
     let (ok, _, err) = dermrobust(&["audit", "adversarial", "--quiet", "--model", onnx.to_str().unwrap(), "--data", data, "--part", "all", "--attacks", "fgsm", "--out", tmp.path().join("x").to_str().unwrap()], &cache);
     assert!(!ok && err.contains("ONNX") && err.contains("gradient"), "{err}");
 }
+
+/// Adversarial training's examples stay in their L∞ ball and in [0, 1], and raise the loss of the
+/// model they were made against; a short adversarial training run works end to end.
+#[test]
+fn adversarial_training_examples_raise_the_loss_within_their_ball() {
+    use burn::prelude::*;
+    use dermrobust::models::{normalise, Arch, HeadKind, ModelConfig};
+    use dermrobust::training::config::LossKind;
+    use dermrobust::training::loss::Loss;
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let config = ModelConfig { width: 0.125, head: HeadKind::Linear, ..ModelConfig::new(Arch::Resnet18, 2) };
+    let model = config.init(&device);
+    let loss = Loss { kind: LossKind::CrossEntropy, class_weights: None, label_smoothing: 0.0, focal_gamma: 0.0 };
+    let n = 6;
+    let pixels: Vec<f32> = (0..n * 3 * 32 * 32).map(|i| ((i * 7919) % 997) as f32 / 997.0).collect();
+    let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [n, 3, 32, 32]), &device);
+    let labels = vec![0, 1, 0, 1, 1, 0];
+    let eps = 0.03;
+    let adv = dermrobust::training::trainer::adversarial_batch(&model, &config, &loss, x.clone(), &labels, eps, 3);
+    let a: Vec<f32> = adv.clone().inner().try_into_vec_as::<f32>().unwrap();
+    for (v, o) in a.iter().zip(&pixels) {
+        assert!((0.0..=1.0).contains(v) && (v - o).abs() <= eps + 1e-6);
+    }
+    let frozen = model.valid().fork(&device);
+    let value = |t: Tensor<4>| loss.forward(frozen.forward(normalise(t, &config)), &labels).inner().into_scalar::<f32>();
+    let (clean, attacked) = (value(x), value(adv));
+    assert!(attacked > clean, "adversarial loss {attacked} not above clean {clean}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("adv-train");
+    let (ok, _, err) = dermrobust(&["train", "--quiet", "--data", "synthetic:n=60,seed=4,size=48", "--width", "0.125", "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--max-batches", "3", "--adversarial-eps", "0.01", "--out", run.to_str().unwrap()], &tmp.path().join("cache"));
+    assert!(ok, "{err}");
+    assert!(run.join("model/model.json").is_file());
+    let (ok, _, err) = dermrobust(&["train", "--quiet", "--data", "synthetic:n=60,seed=4,size=48", "--adversarial-eps", "2", "--out", tmp.path().join("x").to_str().unwrap()], &tmp.path().join("cache"));
+    assert!(!ok && err.contains("--adversarial-eps"), "{err}");
+}

@@ -183,6 +183,13 @@ pub struct TrainConfig {
     /// Clip each parameter's gradient to this L2 norm (steadies training at high learning rates).
     #[arg(long)]
     pub clip_grad_norm: Option<f32>,
+    /// Adversarial training (Madry et al. 2018; the remedy Du-Harpur et al. suggest): train on PGD
+    /// adversarial examples of every batch within this L∞ budget, in [0, 1] pixel units (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub adversarial_eps: f32,
+    /// PGD steps per batch of adversarial training (step size 2.5 eps / steps, Madry's rule).
+    #[arg(long, default_value_t = 3)]
+    pub adversarial_steps: usize,
 
     /// Stop when validation AUROC has not improved for this many epochs (0 = never).
     #[arg(long, default_value_t = 0)]
@@ -275,6 +282,10 @@ impl TrainConfig {
         in_range("warmup", self.warmup, 0.0, 1.0, false);
         in_range("label-smoothing", self.label_smoothing, 0.0, 1.0, false);
         in_range("bias-share", self.bias_share, 0.0, 1.0, true);
+        in_range("adversarial-eps", self.adversarial_eps as f64, 0.0, 1.0, true);
+        if self.adversarial_eps > 0.0 && self.adversarial_steps == 0 {
+            problems.push("--adversarial-steps must be at least 1 with --adversarial-eps".to_string());
+        }
         if self.bias_artefact.is_some() != self.bias_class.is_some() {
             problems.push("--bias-artefact and --bias-class go together".to_string());
         }

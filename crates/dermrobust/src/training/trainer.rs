@@ -277,7 +277,9 @@ pub fn train_one_with_terms(cfg: &TrainConfig, data: &TrainData, out: &Path, res
         let mut lr = schedule.lr(epoch as f64);
         for (b, host) in receiver.into_iter().enumerate() {
             lr = schedule.lr(epoch as f64 + b as f64 / batches as f64);
-            let x = normalise(host.to_tensor(&device), &model_config);
+            let x = host.to_tensor(&device);
+            let x = if cfg.adversarial_eps > 0.0 { adversarial_batch(&model, &model_config, &loss_fn, x, &host.labels, cfg.adversarial_eps, cfg.adversarial_steps) } else { x };
+            let x = normalise(x, &model_config);
             let output = model.forward_output(x);
             let mut loss = loss_fn.forward(output.logits.clone(), &host.labels);
             if !terms.is_empty() {
@@ -356,6 +358,30 @@ pub fn train_one_with_terms(cfg: &TrainConfig, data: &TrainData, out: &Path, res
         Some(m)
     };
     Ok(RunResult { out: out.to_path_buf(), best_epoch: state.best_epoch, best_val_auroc: state.best_val_auroc, test })
+}
+
+/// PGD adversarial examples of a batch (Madry et al. 2018), for adversarial training: against a
+/// inference copy of the model (batch norm in inference mode, no parameter gradients), a random start
+/// in the L∞ ball of radius `eps` around the raw `[0, 1]` batch `x`, then `steps` signed-gradient
+/// ascent steps of the loss of size `2.5 eps / steps`, each projected into the ball and `[0, 1]`.
+pub fn adversarial_batch(model: &Classifier, config: &ModelConfig, loss: &Loss, x: Tensor<4>, labels: &[usize], eps: f32, steps: usize) -> Tensor<4> {
+    use burn::tensor::Distribution;
+    // An inference copy moved back onto the autodiff device: batch norm in inference mode and no
+    // parameter gradients, while the training model itself stays untouched (freezing a clone
+    // would share its parameters' gradient settings).
+    let frozen = model.valid().fork(&x.device());
+    let x0 = x.detach().inner();
+    let alpha = 2.5 * eps / steps.max(1) as f32;
+    let noise = Tensor::<4>::random(x0.shape(), Distribution::Uniform(-eps as f64, eps as f64), &x0.device());
+    let mut adv = (x0.clone() + noise).clamp(0.0, 1.0);
+    for _ in 0..steps {
+        let a = Tensor::from_inner(adv.clone()).require_grad();
+        let l = loss.forward(frozen.forward(normalise(a.clone(), config)), labels);
+        let g = a.grad(&l.backward()).expect("the input of the loss has a gradient");
+        adv = adv + g.sign() * alpha;
+        adv = (x0.clone() + (adv - x0.clone()).clamp(-eps, eps)).clamp(0.0, 1.0);
+    }
+    Tensor::from_inner(adv)
 }
 
 /// Write the checkpoint into a fresh folder, then swap it in, so an interruption at any moment
