@@ -15,7 +15,7 @@ use dermrobust::audits::explain::blackbox::{occlusion, rise};
 use dermrobust::audits::explain::cam::{cams, CamMethod};
 use dermrobust::audits::explain::guided::{guided_backprop, guided_backprop_with, saliency};
 use dermrobust::audits::explain::metrics::{argmax_pixel, border_attention, localisation, spearman};
-use dermrobust::audits::explain::remedies::{auto_lesion_mask, fov_op};
+use dermrobust::audits::explain::remedies::{auto_lesion_mask, fov_op, FovSource, Remedies};
 use dermrobust::audits::explain::render::{read_npy, write_npy};
 use dermrobust::audits::explain::run::randomised;
 use dermrobust::audits::explain::{OcclusionSettings, RiseSettings};
@@ -394,6 +394,20 @@ fn field_of_view_reduction_centres_and_enlarges_the_lesion() {
     }
     let found = auto_lesion_mask(&img);
     assert!(found.get(0, 20, 40) > 0.5 && found.get(0, 1, 1) < 0.5);
+    // The remedies as one replayable op: FOV from the mask where there is one (else Otsu), then
+    // gamma correction in^(1/gamma), which brightens mid-tones for gamma > 1.
+    let remedies = Remedies { gamma: Some(1.3), fov: Some(FovSource::Mask), ..Default::default() };
+    let (op, source) = remedies.op_for(&img, Some(&mask));
+    assert_eq!(source, Some("mask"));
+    let op = op.unwrap();
+    let json = serde_json::to_string(&op).unwrap();
+    assert_eq!(serde_json::from_str::<dermrobust_core::imaging::ImageOp>(&json).unwrap(), op);
+    let (_, source) = remedies.op_for(&img, Some(&Image::filled(1, 64, 64, 0.0)));
+    assert_eq!(source, Some("otsu"));
+    let grey = Image::filled(3, 64, 64, 0.5);
+    let (op, _) = Remedies { gamma: Some(1.3), ..Default::default() }.op_for(&grey, None);
+    let v = op.unwrap().apply(&grey).unwrap().data[0];
+    assert!((v - 0.5f32.powf(1.0 / 1.3)).abs() < 1e-3, "gamma 1.3 gave {v}");
 }
 
 #[test]
@@ -412,7 +426,6 @@ fn npy_round_trip() {
 // ---------------------------------------------------------------------------------------------
 // The command's work end to end, and black-box methods on an ONNX model.
 
-use dermrobust::audits::explain::remedies::Remedies;
 use dermrobust::audits::explain::run::{run_job, ExplainJob, ExplainSettings, TargetChoice};
 use dermrobust::audits::explain::{Method, MethodSettings};
 
