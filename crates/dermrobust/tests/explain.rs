@@ -438,6 +438,7 @@ fn settings(methods: &[&str]) -> ExplainSettings {
     ExplainSettings {
         methods: methods.iter().map(|m| m.parse::<Method>().unwrap()).collect(),
         target: TargetChoice::Predicted,
+        target_class: None,
         method_settings: MethodSettings { rise: RiseSettings { masks: 100, ..Default::default() }, ..Default::default() },
         remedies: Remedies::default(),
         faithfulness_images: 3,
@@ -558,6 +559,15 @@ fn black_box_methods_on_an_onnx_model_agree_with_the_same_network_in_burn() {
     let outcome = run_job(&job(&["occlusion", "rise"]), true).unwrap().remove(0);
     assert_eq!(outcome.images, 2);
     assert!(outcome.methods[0].all.energy_inside.is_none(), "image files have no masks");
+    // A named target class for every image.
+    let mut named = job(&["occlusion"]);
+    named.settings.target_class = Some("bcc".into());
+    named.out = dir.path().join("named");
+    run_job(&named, true).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("named/explain_per_image.csv")).unwrap();
+    assert_eq!(csv.lines().skip(1).filter(|l| l.contains(",bcc,occlusion,")).count(), 2, "{csv}");
+    named.settings.target_class = Some("zebra".into());
+    assert!(run_job(&named, true).unwrap_err().to_string().contains("no class 'zebra'"));
     // The same occlusion map from the burn network (PNG round trip: 8-bit pixels).
     let (net, meta) = fixture_network();
     let model = DifferentiableModel::from_model(net, meta);

@@ -30,6 +30,9 @@ pub struct ExplainArgs {
     /// Which class a map explains.
     #[arg(long, value_enum, default_value_t = TargetChoice::Predicted)]
     pub target: TargetChoice,
+    /// Explain this class (by name) for every image, instead of --target.
+    #[arg(long)]
+    pub class: Option<String>,
     /// Explain at most this many images (a seeded random subset of the part).
     #[arg(long)]
     pub max_images: Option<usize>,
@@ -98,6 +101,7 @@ impl ExplainArgs {
         let settings = ExplainSettings {
             methods: self.methods.clone(),
             target: self.target,
+            target_class: self.class.clone(),
             method_settings: MethodSettings {
                 layer: self.layer.clone(),
                 occlusion: OcclusionSettings { patch: self.occlusion_patch, ..Default::default() },

@@ -37,6 +37,9 @@ pub enum TargetChoice {
 pub struct ExplainSettings {
     pub methods: Vec<Method>,
     pub target: TargetChoice,
+    /// Explain this class for every image (overrides `target`).
+    #[serde(default)]
+    pub target_class: Option<String>,
     pub method_settings: MethodSettings,
     pub remedies: Remedies,
     /// Deletion/insertion curves for the first this many images.
@@ -195,6 +198,10 @@ pub fn run_explain(
 ) -> Result<ExplainOutcome> {
     let classifier = explainer.classifier();
     let classes = classifier.classes().to_vec();
+    let fixed_class = match &settings.target_class {
+        Some(name) => Some(classes.iter().position(|c| c == name).with_context(|| format!("the model has no class '{name}' (classes: {})", classes.join(", ")))?),
+        None => None,
+    };
     std::fs::create_dir_all(out.join("maps")).with_context(|| format!("cannot create {}", out.display()))?;
     std::fs::create_dir_all(out.join("overlays"))?;
     let bar = dermrobust_core::progress::bar(inputs.len() as u64, "explaining", quiet);
@@ -219,8 +226,9 @@ pub fn run_explain(
         let targets: Vec<usize> = chunk
             .iter()
             .zip(&probs)
-            .map(|(inp, p)| match (settings.target, inp.label) {
-                (TargetChoice::True, Some(l)) => l,
+            .map(|(inp, p)| match (fixed_class, settings.target, inp.label) {
+                (Some(c), _, _) => c,
+                (None, TargetChoice::True, Some(l)) => l,
                 _ => argmax(p),
             })
             .collect();
@@ -367,7 +375,11 @@ pub fn run_explain(
         "{} images; methods {}; maps explain the {} class{}{}. Localisation against lesion masks: energy inside = share of the map's sum inside the mask; pointing = the map's maximum lies in the mask; Jaccard = Yan et al.'s protocol (map re-normalised to [0, 1], binarised at 0.5); mask area = the chance level of the first two. Border: share of the map's sum in the outer {}% band of each side (its area share, {:.3}, is the chance level) and how often the maximum lies there. Pointing takes the first maximum in row order (a coarse map upsampled from 2 x 2 has its maximum on a plateau in one corner quadrant).",
         inputs.len(),
         settings.methods.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
-        if settings.target == TargetChoice::True { "true" } else { "predicted" },
+        match (&settings.target_class, settings.target) {
+            (Some(c), _) => format!("'{c}'"),
+            (None, TargetChoice::True) => "true".to_string(),
+            (None, TargetChoice::Predicted) => "predicted".to_string(),
+        },
         outcome.layer.as_ref().map(|l| format!(" (CAM layer {l})")).unwrap_or_default(),
         if settings.remedies.any() { format!("; remedies applied first: {}", serde_json::to_string(&settings.remedies)?) } else { String::new() },
         (super::metrics::BORDER * 100.0).round(),
@@ -501,7 +513,9 @@ pub fn flipped_records(csv_path: &PathBuf, max: usize) -> Result<Vec<(String, Im
     let (id, op) = (col("image_id").context("no image_id column")?, col("op").context("no op column (not a per-image audit record)")?);
     let before = col("predicted_original");
     let after = col("predicted_transformed").or_else(|| col("predicted_perturbed"));
-    let change = col("abs_change");
+    // Largest first: a brittleness record's absolute probability change, or an adversarial
+    // record's original confidence.
+    let change = col("abs_change").or_else(|| col("initial_confidence"));
     let mut found: Vec<(f64, String, ImageOp)> = Vec::new();
     for rec in reader.records() {
         let rec = rec?;
