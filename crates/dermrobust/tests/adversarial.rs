@@ -226,7 +226,7 @@ fn every_recorded_success_replays_to_a_flipped_decision() {
     assert!(ok, "{err}");
     let out = tmp.path().join("adv");
     let (ok, stdout, err) = dermrobust(
-        &["audit", "adversarial", "--quiet", "--model", run.to_str().unwrap(), "--data", data, "--images", "correct", "--attacks", "fgsm,pgd,colour,geometry", "--eps", "0.01,0.05", "--popsize", "5", "--generations", "4", "--sweep-offset", "10", "--sweep-offset-step", "10", "--sweep-angle-step", "90", "--out", out.to_str().unwrap()],
+        &["audit", "adversarial", "--quiet", "--model", run.to_str().unwrap(), "--data", data, "--attack-images", "correct", "--attacks", "fgsm,pgd,colour,geometry", "--eps", "0.01,0.05", "--popsize", "5", "--generations", "4", "--sweep-offset", "10", "--sweep-offset-step", "10", "--sweep-angle-step", "90", "--out", out.to_str().unwrap()],
         &cache,
     );
     assert!(ok, "{err}");
@@ -291,5 +291,40 @@ fn adversarial_training_examples_raise_the_loss_within_their_ball() {
     assert!(ok, "{err}");
     assert!(run.join("model/model.json").is_file());
     let (ok, _, err) = dermrobust(&["train", "--quiet", "--data", "synthetic:n=60,seed=4,size=48", "--adversarial-eps", "2", "--out", tmp.path().join("x").to_str().unwrap()], &tmp.path().join("cache"));
+    assert!(!ok && err.contains("--adversarial-eps"), "{err}");
+}
+
+/// `experiment --audit adversarial` compares attack success before and after a remedy (colour
+/// jitter) in one table, with the gradient attacks bound to each cell's own models.
+#[test]
+fn experiment_compares_attack_success_across_training_variants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("exp");
+    let (ok, stdout, err) = dermrobust(
+        &[
+            "experiment", "--quiet", "--audit", "adversarial", "--data", "synthetic:n=120,seed=6,size=48", "--width", "0.125", "--image-size", "32",
+            "--epochs", "2", "--batch-size", "16", "--variants", "baseline,jitter", "--no-tta", "--attacks", "fgsm,colour", "--eps", "0.02",
+            "--popsize", "4", "--generations", "3", "--attack-images", "correct", "--no-sweeps", "--out", out.to_str().unwrap(),
+        ],
+        &tmp.path().join("cache"),
+    );
+    assert!(ok, "{err}");
+    assert!(stdout.contains("jitter"), "{stdout}");
+    let mut reader = csv::Reader::from_path(out.join("experiment.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    assert!(headers.iter().any(|h| h == "success_rate_mean"), "{headers:?}");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    let methods: std::collections::BTreeSet<String> = rows.iter().map(|r| r[1].to_string()).collect();
+    assert_eq!(methods.into_iter().collect::<Vec<_>>(), vec!["baseline", "jitter"]);
+    // Each cell's FGSM records point at that cell's own perturbation files.
+    for cell in ["baseline", "jitter"] {
+        let csv_path = out.join("audits/resnet18").join(cell).join("adversarial_per_image.csv");
+        let text = std::fs::read_to_string(&csv_path).unwrap();
+        if text.contains("add_delta") {
+            assert!(text.contains(&format!("{cell}/perturbations")), "{cell}: {}", &text[..text.len().min(400)]);
+        }
+    }
+    // An unknown variant or adversarial training without a budget are errors.
+    let (ok, _, err) = dermrobust(&["experiment", "--quiet", "--audit", "adversarial", "--variants", "adv", "--out", tmp.path().join("y").to_str().unwrap()], &tmp.path().join("cache"));
     assert!(!ok && err.contains("--adversarial-eps"), "{err}");
 }

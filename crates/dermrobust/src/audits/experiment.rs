@@ -51,6 +51,9 @@ pub struct ExperimentArgs {
     /// templates are --artefact-templates, its bias class --bias-class).
     #[command(flatten)]
     pub artefact_audit: crate::audits::artefacts::ArtefactOptions,
+    /// The adversarial audit's attacks and sweeps (with --audit adversarial).
+    #[command(flatten)]
+    pub attack_audit: crate::audits::adversarial::AttackOptions,
     /// How probabilities become decisions in the audits (see `audit brittleness --help`).
     #[arg(long, value_enum, default_value_t = DecisionRule::Argmax)]
     pub decision: DecisionRule,
@@ -107,6 +110,9 @@ pub enum GridAudit {
     Brittleness,
     /// Katsch et al.'s artefact share sweep (with variants biased, artaug, biased+artaug).
     Artefacts,
+    /// Du-Harpur et al.'s attacks and sweeps (with variants jitter: colour-jitter augmentation,
+    /// and adv: PGD adversarial training at --adversarial-eps).
+    Adversarial,
 }
 
 fn method_name(variant: &str, tta: bool) -> String {
@@ -122,6 +128,12 @@ fn method_name(variant: &str, tta: bool) -> String {
     }
     if variant.contains("artaug") {
         parts.push("ArtAug");
+    }
+    if variant.contains("jitter") {
+        parts.push("jitter");
+    }
+    if variant.split('+').any(|v| v == "adv") {
+        parts.push("AdvTrain");
     }
     if tta {
         parts.push("TTA");
@@ -173,6 +185,28 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
             };
             run_grid(a, &audit, quiet)
         }
+        GridAudit::Adversarial => {
+            // Gradients are bound per cell (`Audit::bind`), so none are loaded here.
+            let (attacks, attack_settings) = a.attack_audit.attacks()?;
+            let audit = crate::audits::adversarial::Adversarial {
+                attacks,
+                images: a.attack_audit.images,
+                target_class: None,
+                sweeps: if a.attack_audit.no_sweeps {
+                    vec![]
+                } else {
+                    crate::audits::adversarial::sweep::settings(a.attack_audit.sweep_offset, a.attack_audit.sweep_offset_step, a.attack_audit.sweep_angle_step)
+                },
+                gradients: std::sync::Mutex::new(vec![]),
+                delta_dir: std::sync::Mutex::new(a.out.join("perturbations")),
+                seed: a.attack_audit.attack_seed,
+                attack_settings,
+            };
+            if a.attack_audit.target_class.is_some() {
+                bail!("experiment --audit adversarial runs untargeted attacks; --target-class is for `audit adversarial`");
+            }
+            run_grid(a, &audit, quiet)
+        }
         GridAudit::Artefacts => {
             let audit = a.artefact_audit.audit(a.config.artefact_templates.as_deref(), a.config.bias_class.clone())?;
             run_grid(a, &audit, quiet)
@@ -183,8 +217,11 @@ pub fn run(a: &ExperimentArgs, quiet: bool) -> Result<()> {
 /// Train the grid's models and run `audit` on every cell.
 pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<()> {
     for v in &a.variants {
-        if !["baseline", "ada", "aam", "ada+aam", "aam+ada", "biased", "artaug", "biased+artaug"].contains(&v.as_str()) {
-            bail!("unknown variant '{v}' (choose baseline, ada, aam, ada+aam, biased, artaug, biased+artaug)");
+        if !["baseline", "ada", "aam", "ada+aam", "aam+ada", "biased", "artaug", "biased+artaug", "jitter", "adv", "jitter+adv"].contains(&v.as_str()) {
+            bail!("unknown variant '{v}' (choose baseline, ada, aam, ada+aam, biased, artaug, biased+artaug, jitter, adv, jitter+adv)");
+        }
+        if v.split('+').any(|p| p == "adv") && a.config.adversarial_eps <= 0.0 {
+            bail!("the variant '{v}' needs --adversarial-eps (the PGD budget of adversarial training)");
         }
         if v.contains("biased") && a.config.bias_artefact.is_none() {
             bail!("the variant '{v}' needs --bias-artefact and --bias-class");
@@ -217,6 +254,13 @@ pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<
             }
             if variant.contains("artaug") {
                 cfg.augment = AugmentPreset::Artefacts;
+            }
+            if variant.contains("jitter") {
+                cfg.augment = AugmentPreset::Jitter;
+            }
+            // Adversarial training only where the variant asks for it.
+            if !variant.split('+').any(|v| v == "adv") {
+                cfg.adversarial_eps = 0.0;
             }
             if !variant.contains("biased") {
                 cfg.bias_artefact = None;
@@ -252,6 +296,7 @@ pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<
                 let classifiers = with_priors(classifiers, priors.as_deref())?;
                 let subject = serde_json::json!({ "tta": tta, "decision": a.decision });
                 let run = AuditRun { data: a.config.data.to_string(), model_paths: &models, subject, out: &audit_dir, resume: a.resume, quiet };
+                audit.bind(&models, tta, &audit_dir)?;
                 let conditions = run_audit(audit, &classifiers, &images, &run)?.conditions;
                 table.extend(family_rows(arch.name(), &method, &conditions));
                 cells.push(Cell { arch: arch.name().to_string(), method, conditions });

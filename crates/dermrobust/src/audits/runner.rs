@@ -98,6 +98,12 @@ pub trait Audit {
     fn summarise(&self, results: &[Self::ModelResult]) -> Self::Summary;
     /// The audit's own report sections (the runner adds the introduction and the highlights).
     fn report(&self, report: &mut HtmlReport, outcome: &AuditOutcome<Self>, images: &AuditImages) -> Result<()>;
+    /// Prepare for the models about to be audited (their paths, the TTA they are audited with)
+    /// and the folder the audit writes to: an audit that runs on several sets of models (the
+    /// experiment grid) loads here what it needs of each, such as gradients. Default: nothing.
+    fn bind(&self, _models: &[PathBuf], _tta: Option<&crate::evaluation::Tta>, _out: &Path) -> Result<()> {
+        Ok(())
+    }
     /// The metrics that tables and plots of this audit show first (e.g. in the experiment grid).
     fn key_metrics(&self) -> Vec<KeyMetric> {
         vec![]

@@ -11,6 +11,7 @@ pub mod attack;
 pub mod eot;
 pub mod evolution;
 pub mod gradient;
+pub mod options;
 mod report;
 pub mod sweep;
 
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use attack::{Attack, AttackContext, AttackOutcome, Goal, LossGradient, PerturbationSize, Victim};
 pub use evolution::{EvolutionAttack, Search};
 pub use gradient::{Fgsm, Norm, Pgd};
+pub use options::AttackOptions;
 pub use sweep::{SweepResult, SweepSetting};
 
 use super::input::AuditImages;
@@ -54,10 +56,11 @@ pub struct Adversarial {
     /// The sweeps' settings (empty: no sweeps).
     pub sweeps: Vec<SweepSetting>,
     /// Gradients of each audited classifier, in the order of the classifiers (`None` where a
-    /// classifier has none: gradient attacks then say so).
-    pub gradients: Vec<Option<Box<dyn LossGradient>>>,
+    /// classifier has none: gradient attacks then say so). Set per set of models
+    /// ([`Adversarial::bind_models`]) when one audit runs on several (the experiment grid).
+    pub gradients: std::sync::Mutex<Vec<Option<Box<dyn LossGradient>>>>,
     /// Where dense perturbations are written (`<out>/perturbations`).
-    pub delta_dir: PathBuf,
+    pub delta_dir: std::sync::Mutex<PathBuf>,
     pub seed: u64,
     /// For the resume key and the JSON: the attacks' settings.
     pub attack_settings: serde_json::Value,
@@ -197,8 +200,10 @@ impl Audit for Adversarial {
         let target_images: Vec<Image> = targets.iter().map(|&(k, _)| originals[k].clone()).collect();
         let goals: Vec<Goal> = targets.iter().map(|&(_, g)| g).collect();
         let ids: Vec<String> = targets.iter().map(|&(k, _)| format!("m{model}_{}", set.ids[images.indices[k]])).collect();
-        let victim = Victim { classifier, gradients: self.gradients.get(model).and_then(|g| g.as_deref()) };
-        let ctx = AttackContext { delta_dir: self.delta_dir.clone(), ids, seed: self.seed.wrapping_add(model as u64 * 7919) };
+        let gradients = self.gradients.lock().map_err(|_| anyhow::anyhow!("gradient sources poisoned"))?;
+        let victim = Victim { classifier, gradients: gradients.get(model).and_then(|g| g.as_deref()) };
+        let delta_dir = self.delta_dir.lock().map_err(|_| anyhow::anyhow!("perturbation folder poisoned"))?.clone();
+        let ctx = AttackContext { delta_dir, ids, seed: self.seed.wrapping_add(model as u64 * 7919) };
         if !quiet {
             eprintln!("{}: attacking {} of {} images", classifier.describe(), targets.len(), originals.len());
         }
@@ -330,6 +335,16 @@ impl Audit for Adversarial {
         ]
     }
 
+    /// Load the gradients of `models` (each, through `tta`'s views) for the gradient attacks, and
+    /// write perturbations under `out`.
+    fn bind(&self, models: &[PathBuf], tta: Option<&crate::evaluation::Tta>, out: &std::path::Path) -> Result<()> {
+        *self.delta_dir.lock().map_err(|_| anyhow::anyhow!("perturbation folder poisoned"))? = std::path::absolute(out)?.join("perturbations");
+        if self.attacks.iter().any(|a| a.kind() == "gradient") {
+            *self.gradients.lock().map_err(|_| anyhow::anyhow!("gradient sources poisoned"))? = gradient_sources(models, false, tta)?;
+        }
+        Ok(())
+    }
+
     fn describe_result(&self, r: &ModelAdversarial) -> Option<String> {
         let parts: Vec<String> = r.attacks.iter().map(|a| format!("{} {}/{}", a.attack, a.successes, a.attempted)).collect();
         Some(parts.join(", "))
@@ -378,23 +393,23 @@ impl Adversarial {
     }
 }
 
-/// The gradients of each classifier `subject` audits, in the order `prepare` gives the
-/// classifiers: one differentiable model per `--model` (or one for the ensemble), through the
-/// expectation over TTA views when TTA is on; `None` for a model without gradients (ONNX).
-pub fn gradient_sources(subject: &crate::audits::AuditSubject) -> Result<Vec<Option<Box<dyn LossGradient>>>> {
+/// The gradients of each audited classifier, in the order the classifiers are loaded: one
+/// differentiable model per model (or one for the `ensemble`), through the expectation over
+/// `tta`'s views when TTA is on; `None` for a model without gradients (ONNX).
+pub fn gradient_sources(models: &[PathBuf], ensemble: bool, tta: Option<&crate::evaluation::Tta>) -> Result<Vec<Option<Box<dyn LossGradient>>>> {
     use crate::evaluation::gradients::DifferentiableModel;
     use crate::evaluation::is_onnx;
     let wrap = |m: DifferentiableModel| -> Result<Box<dyn LossGradient>> {
-        Ok(match &subject.tta {
+        Ok(match tta {
             Some(tta) => Box::new(eot::ExpectationOverViews::new(m, tta)?),
             None => Box::new(m),
         })
     };
-    if subject.ensemble {
-        if subject.models.iter().any(|p| is_onnx(p)) {
+    if ensemble {
+        if models.iter().any(|p| is_onnx(p)) {
             return Ok(vec![None]);
         }
-        return Ok(vec![Some(wrap(DifferentiableModel::load_ensemble(&subject.models)?)?)]);
+        return Ok(vec![Some(wrap(DifferentiableModel::load_ensemble(models)?)?)]);
     }
-    subject.models.iter().map(|p| if is_onnx(p) { Ok(None) } else { wrap(DifferentiableModel::load(p)?).map(Some) }).collect()
+    models.iter().map(|p| if is_onnx(p) { Ok(None) } else { wrap(DifferentiableModel::load(p)?).map(Some) }).collect()
 }
