@@ -526,6 +526,21 @@ fn explain_a_dataset_with_masks_end_to_end() {
     }
     assert_eq!(std::fs::read_dir(out.join("overlays")).unwrap().count(), 5 * all.len());
     renders_in_chromium(&out.join("report.html"));
+
+    // Earlier audits' flips: a record whose prediction changed is shown before and after; one
+    // that did not change is not.
+    let id = csv.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
+    let other = csv.lines().nth(1 + all.len()).unwrap().split(',').next().unwrap().to_string();
+    assert_ne!(id, other);
+    let records = dir.path().join("brittleness_per_image.csv");
+    let op = r#""{""op"":""rotate"",""degrees"":90.0,""fill"":{""mode"":""reflect""}}""#;
+    std::fs::write(&records, format!("model,image_id,predicted_original,predicted_transformed,abs_change,op\n0,{other},nv,nv,0.5,{op}\n0,{id},nv,mel,0.2,{op}\n")).unwrap();
+    let job = ExplainJob { records: vec![records], settings: settings(&["gradcam"]), out: dir.path().join("with-records"), ..job };
+    run_job(&job, true).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("with-records/report.html")).unwrap();
+    let section = &html[html.find("Flips of earlier audits").expect("a flips section")..];
+    assert!(section.contains(&format!("{id}:")) && section.contains("rotate(90)"), "the flipped record is not shown");
+    assert!(!section.contains(&format!("{other}:")), "a record without a flip is shown");
 }
 
 #[test]
