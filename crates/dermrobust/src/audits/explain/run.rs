@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::{border_attention, deletion_insertion, localisation, spearman};
 use super::remedies::Remedies;
-use super::render::{overlay, with_outline, write_npy};
+use super::render::{overlay, read_npy, with_outline, write_npy};
 use super::{explain_many, Explainer, Method, MethodSettings};
 use crate::audits::runner::enlarged;
 use crate::evaluation::gradients::DifferentiableModel;
@@ -206,8 +206,9 @@ pub fn run_explain(
     std::fs::create_dir_all(out.join("overlays"))?;
     let bar = dermrobust_core::progress::bar(inputs.len() as u64, "explaining", quiet);
     let mut rows: Vec<Row> = Vec::new();
-    // Per input: the image as explained, its mask, probabilities and maps per method.
-    let mut seen: Vec<(Image, Option<Image>, Vec<f32>, Vec<Image>)> = Vec::new();
+    // Per input: the probabilities. Images and maps are rebuilt and read back when needed, so
+    // memory does not grow with the number of images.
+    let mut seen: Vec<Vec<f32>> = Vec::new();
     for (b, chunk) in inputs.chunks(16).enumerate() {
         let mut images = Vec::new();
         let mut masks = Vec::new();
@@ -236,7 +237,6 @@ pub fn run_explain(
         for (j, inp) in chunk.iter().enumerate() {
             let index = b * 16 + j;
             let pred = argmax(&probs[j]);
-            let mut maps = Vec::new();
             for (mi, &m) in settings.methods.iter().enumerate() {
                 let map = &maps_by_method[mi][j];
                 let loc = masks[j].as_ref().and_then(|mask| localisation(map, mask));
@@ -273,13 +273,22 @@ pub fn run_explain(
                     insertion_auc: ins,
                     map: map_file,
                 });
-                maps.push(map.clone());
             }
-            seen.push((images[j].clone(), masks[j].clone(), probs[j].clone(), maps));
+            seen.push(probs[j].clone());
         }
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
+    let nm = settings.methods.len();
+    // The image as explained (remedies applied) and its mask.
+    let explained = |i: usize| -> Result<(Image, Option<Image>)> {
+        let inp = &inputs[i];
+        Ok(match settings.remedies.op_for(&inp.image, inp.mask.as_ref()).0 {
+            Some(op) => (op.apply(&inp.image)?, inp.mask.as_ref().map(|m| op.apply_mask(m)).transpose()?),
+            None => (inp.image.clone(), inp.mask.clone()),
+        })
+    };
+    let map_of = |i: usize, mi: usize| read_npy(&out.join(&rows[i * nm + mi].map));
 
     // Sanity: the same maps from randomised models.
     let mut sanity: BTreeMap<String, Sanity> = BTreeMap::new();
@@ -287,7 +296,8 @@ pub fn run_explain(
         let n = settings.sanity_images.min(inputs.len());
         if n > 0 {
             let levels = [randomised(net, meta, false, settings.seed), randomised(net, meta, true, settings.seed)];
-            let images: Vec<Image> = seen[..n].iter().map(|s| s.0.clone()).collect();
+            let images: Vec<Image> = (0..n).map(|i| explained(i).map(|e| e.0)).collect::<Result<_>>()?;
+            let own_maps: Vec<Vec<Image>> = (0..n).map(|i| (0..nm).map(|mi| map_of(i, mi)).collect::<Result<_>>()).collect::<Result<_>>()?;
             let targets: Vec<usize> = rows.iter().step_by(settings.methods.len()).take(n).map(|r| classes.iter().position(|c| *c == r.target_class).unwrap_or(0)).collect();
             let level_maps: Vec<Vec<Vec<Image>>> = levels.iter().map(|l| explain_many(&Explainer::Gradients(l), &settings.methods, &images, &targets, &settings.method_settings)).collect::<Result<_>>()?;
             for (mi, &m) in settings.methods.iter().enumerate() {
@@ -297,7 +307,7 @@ pub fn run_explain(
                     // Images whose own map is constant have no ranks and are left out; a
                     // constant map of the randomised model counts as correlation 0.
                     let r = mean(maps.iter().enumerate().filter_map(|(i, map)| {
-                        let own = &seen[i].3[mi].data;
+                        let own = &own_maps[i][mi].data;
                         let constant = own.iter().all(|v| *v == own[0]);
                         (!constant).then(|| spearman(own, &map.data).unwrap_or(0.0))
                     }));
@@ -337,7 +347,7 @@ pub fn run_explain(
     let mut errors: Vec<usize> = Vec::new();
     for (i, inp) in inputs.iter().enumerate() {
         if let Some(l) = inp.label {
-            let p = argmax(&seen[i].2);
+            let p = argmax(&seen[i]);
             if p != l {
                 *counts.entry((l, p)).or_default() += 1;
                 errors.push(i);
@@ -415,19 +425,20 @@ pub fn run_explain(
     report.table(&header, &table);
 
     let row_images = |i: usize, caption: String| -> Result<Vec<(Vec<u8>, String)>> {
-        let (img, mask, p, maps) = &seen[i];
-        let shown = match mask {
-            Some(m) => with_outline(img, m),
+        let (img, mask) = explained(i)?;
+        let maps: Vec<Image> = (0..nm).map(|mi| map_of(i, mi)).collect::<Result<_>>()?;
+        let shown = match &mask {
+            Some(m) => with_outline(&img, m),
             None => img.clone(),
         };
         let mut v = vec![(encode_png(&enlarged(&shown, 128))?, caption)];
         for (m, map) in settings.methods.iter().zip(maps) {
-            v.push((encode_png(&enlarged(&overlay(img, map), 128))?, format!("{m} (target {})", classes[argmax(p)])));
+            v.push((encode_png(&enlarged(&overlay(&img, &map), 128))?, format!("{m} (target {})", rows[i * nm].target_class)));
         }
         Ok(v)
     };
     let caption = |i: usize| {
-        let p = &seen[i].2;
+        let p = &seen[i];
         let k = argmax(p);
         format!("{}: predicted {} ({:.2}), true {}", inputs[i].id, classes[k], p[k], inputs[i].label.map(|l| classes[l].as_str()).unwrap_or("unknown"))
     };
@@ -439,8 +450,8 @@ pub fn run_explain(
     if labelled > 0 {
         let mut confident = errors.clone();
         confident.sort_by(|&a, &b| {
-            let pa = seen[a].2.iter().copied().fold(0f32, f32::max);
-            let pb = seen[b].2.iter().copied().fold(0f32, f32::max);
+            let pa = seen[a].iter().copied().fold(0f32, f32::max);
+            let pb = seen[b].iter().copied().fold(0f32, f32::max);
             pb.total_cmp(&pa)
         });
         report.heading("Most confident errors");
@@ -461,7 +472,7 @@ pub fn run_explain(
         for pair in outcome.confusion_pairs.iter().take(3) {
             report.paragraph(&format!("{} / {}", pair.a, pair.b));
             let examples = errors.iter().copied().filter(|&i| {
-                let (t, p) = (&classes[inputs[i].label.unwrap_or(0)], &classes[argmax(&seen[i].2)]);
+                let (t, p) = (&classes[inputs[i].label.unwrap_or(0)], &classes[argmax(&seen[i])]);
                 (t == &pair.a && p == &pair.b) || (t == &pair.b && p == &pair.a)
             });
             for i in examples.take(2.max(settings.gallery / 4)) {
