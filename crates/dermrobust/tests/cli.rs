@@ -22,6 +22,10 @@ fn every_command_has_help() {
         vec!["data", "synth", "--help"],
         vec!["data", "duplicates", "--help"],
         vec!["audit", "brittleness", "--help"],
+        vec!["audit", "adversarial", "--help"],
+        vec!["audit", "artefacts", "--help"],
+        vec!["explain", "--help"],
+        vec!["export", "--help"],
         vec!["experiment", "--help"],
         vec!["replay", "--help"],
     ] {

@@ -52,7 +52,12 @@ pub fn split_for(model: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
     if is_onnx(model) {
         return None;
     }
-    RunDir::of_model(model).and_then(|r| r.existing_split())
+    let run = RunDir::of_model(model)?;
+    if let Some(split) = run.existing_split() {
+        return Some(split);
+    }
+    // A model of an experiment grid (EXP/models/ARCH/VARIANT/runN) uses the grid's split, EXP/split.json.
+    run.root.ancestors().skip(1).find(|a| a.file_name().is_some_and(|n| n == "models")).and_then(|models| models.parent()).map(|exp| exp.join(RunDir::SPLIT)).filter(|p| p.is_file())
 }
 
 /// Load `models` as classifiers: each one, or their ensemble; with `tta`. All must share classes
@@ -112,6 +117,10 @@ pub fn model_data_with_masks(info: &ModelInfo, data: &DataSpec, split: Option<&P
         eprintln!("skipped {} unreadable images (first: {}: {})", report.skipped.len(), report.skipped[0].0, report.skipped[0].1);
     }
     reorder_classes(&mut set, &info.classes).with_context(|| format!("data {data}"))?;
+    if split.is_none() && part != ALL_IMAGES {
+        // Loud, not silent: without a split there is no test part to restrict to.
+        eprintln!("note: no split file for this model, so every image of {data} is used (give --split FILE for its '{part}' part, or --part {ALL_IMAGES} to say so)");
+    }
     let indices: Vec<usize> = match split.filter(|_| part != ALL_IMAGES) {
         Some(p) => {
             let split = Split::load(p)?;
