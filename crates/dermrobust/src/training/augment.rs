@@ -11,19 +11,9 @@ pub fn draw<R: Rng>(preset: AugmentPreset, rng: &mut R) -> ImageOp {
     let mut ops = Vec::new();
     match preset {
         AugmentPreset::None => {}
-        AugmentPreset::Standard => {
-            flips(rng, &mut ops);
-            ops.push(ImageOp::Rotate { degrees: 90.0 * rng.random_range(0..4) as f32, fill: BorderFill::Reflect });
-            ops.push(ImageOp::Zoom { factor: rng.random_range(1.0..1.1), cx: 0.5, cy: 0.5, fill: BorderFill::Reflect });
-            ops.push(ImageOp::Brightness { factor: rng.random_range(0.9..1.1) });
-            ops.push(ImageOp::Contrast { factor: rng.random_range(0.9..1.1) });
-        }
+        AugmentPreset::Standard => standard(rng, &mut ops),
         AugmentPreset::Artefacts => {
-            flips(rng, &mut ops);
-            ops.push(ImageOp::Rotate { degrees: 90.0 * rng.random_range(0..4) as f32, fill: BorderFill::Reflect });
-            ops.push(ImageOp::Zoom { factor: rng.random_range(1.0..1.1), cx: 0.5, cy: 0.5, fill: BorderFill::Reflect });
-            ops.push(ImageOp::Brightness { factor: rng.random_range(0.9..1.1) });
-            ops.push(ImageOp::Contrast { factor: rng.random_range(0.9..1.1) });
+            standard(rng, &mut ops);
             if rng.random::<bool>() {
                 ops.push(random_artefact(rng));
             }
@@ -83,6 +73,15 @@ fn random_artefact<R: Rng>(rng: &mut R) -> ImageOp {
         Ok(Some(op)) => op,
         _ => ImageOp::Sequence { ops: vec![] },
     }
+}
+
+/// The standard preset: flips, quarter turns, mild zoom, brightness and contrast.
+fn standard<R: Rng>(rng: &mut R, ops: &mut Vec<ImageOp>) {
+    flips(rng, ops);
+    ops.push(ImageOp::Rotate { degrees: 90.0 * rng.random_range(0..4) as f32, fill: BorderFill::Reflect });
+    ops.push(ImageOp::Zoom { factor: rng.random_range(1.0..1.1), cx: 0.5, cy: 0.5, fill: BorderFill::Reflect });
+    ops.push(ImageOp::Brightness { factor: rng.random_range(0.9..1.1) });
+    ops.push(ImageOp::Contrast { factor: rng.random_range(0.9..1.1) });
 }
 
 fn flips<R: Rng>(rng: &mut R, ops: &mut Vec<ImageOp>) {
