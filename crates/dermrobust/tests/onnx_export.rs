@@ -115,6 +115,9 @@ fn tract_logits(onnx: &Path, x: Vec<f32>, n: usize, size: usize) -> Vec<f32> {
 /// through tract at a symbolic batch against the model. Returns a line for the report.
 fn check_export(arch: Arch, anti_alias: bool, head: HeadKind, size: usize, seed: u64, dir: &Path) -> String {
     let device = Device::flex();
+    // Seeded initialisation: the same weights on every run, so the strength check below is
+    // deterministic.
+    device.seed(seed);
     let what = format!("{arch} aa={anti_alias} {head:?} {size}px");
     let classes: Vec<String> = ["akiec", "bcc", "mel"].map(String::from).to_vec();
     let config = ModelConfig { width: 0.125, anti_alias, head, mean: [0.6, 0.5, 0.4], std: [0.2, 0.25, 0.3], ..ModelConfig::new(arch, CLASSES) };
