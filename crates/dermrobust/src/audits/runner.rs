@@ -104,6 +104,11 @@ pub trait Audit {
     fn bind(&self, _models: &[PathBuf], _tta: Option<&crate::evaluation::Tta>, _out: &Path) -> Result<()> {
         Ok(())
     }
+    /// Whether the gallery of highlights also shows each perturbation magnified (for attacks,
+    /// whose changes are too small to see).
+    fn magnify_highlights(&self) -> bool {
+        false
+    }
     /// The metrics that tables and plots of this audit show first (e.g. in the experiment grid).
     fn key_metrics(&self) -> Vec<KeyMetric> {
         vec![]
@@ -307,13 +312,24 @@ pub fn report_sections<A: Audit>(r: &mut HtmlReport, audit: &A, outcome: &AuditO
             let img = set.image(h.image);
             let perturbed = h.op.apply(&img)?;
             let cap = |p: &[f32]| format!("{} {:.2}", set.classes[argmax(p)], p[argmax(p)]);
-            r.image_row(&[
+            let mut row = vec![
                 (encode_png(&enlarged(&img, 128))?, format!("{} (true {}): {}", set.ids[h.image], set.classes[set.labels[h.image]], cap(&h.original))),
                 (encode_png(&enlarged(&perturbed, 128))?, format!("{}: {}", h.condition, cap(&h.perturbed))),
-            ]);
+            ];
+            if audit.magnify_highlights() {
+                row.push((encode_png(&enlarged(&magnified(&img, &perturbed), 128))?, "perturbation, magnified".to_string()));
+            }
+            r.image_row(&row);
         }
     }
     Ok(())
+}
+
+/// A perturbation made visible: `|perturbed - original|` scaled so its largest value is white.
+fn magnified(original: &Image, perturbed: &Image) -> Image {
+    let diff: Vec<f32> = perturbed.data.iter().zip(&original.data).map(|(a, b)| (a - b).abs()).collect();
+    let max = diff.iter().copied().fold(0f32, f32::max).max(1e-6);
+    Image::new(original.channels, original.width, original.height, diff.into_iter().map(|d| d / max).collect())
 }
 
 /// Enlarge a small image for display (nearest neighbour keeps pixels honest).

@@ -322,8 +322,12 @@ impl Audit for Adversarial {
             .collect()
     }
 
-    fn report(&self, r: &mut dermrobust_core::report::html::HtmlReport, outcome: &AuditOutcome<Self>, images: &AuditImages) -> Result<()> {
-        report::sections(r, outcome, images)
+    fn report(&self, r: &mut dermrobust_core::report::html::HtmlReport, outcome: &AuditOutcome<Self>, _images: &AuditImages) -> Result<()> {
+        report::sections(r, outcome)
+    }
+
+    fn magnify_highlights(&self) -> bool {
+        true
     }
 
     fn key_metrics(&self) -> Vec<KeyMetric> {

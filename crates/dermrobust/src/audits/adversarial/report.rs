@@ -1,29 +1,19 @@
 //! The adversarial audit's report sections: the attack table, success against epsilon and
-//! against the initial confidence, the sweeps, and a gallery with magnified perturbations.
+//! against the initial confidence and the sweeps (the runner's gallery shows the adversarial
+//! images with their perturbations magnified).
 
 use anyhow::Result;
-use dermrobust_core::imaging::io::encode_png;
-use dermrobust_core::imaging::Image;
 use dermrobust_core::report::html::HtmlReport;
 use dermrobust_core::report::plots::{line_plot, Series};
 
 use super::{Adversarial, ModelAdversarial};
-use crate::audits::input::AuditImages;
-use crate::audits::runner::{enlarged, AuditOutcome};
-use crate::evaluation::argmax;
+use crate::audits::runner::AuditOutcome;
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".into(), |x| format!("{x:.digits$}"))
 }
 
-/// The perturbation made visible: `|perturbed - original|` scaled so its largest value is white.
-fn magnified(original: &Image, perturbed: &Image) -> Image {
-    let diff: Vec<f32> = perturbed.data.iter().zip(&original.data).map(|(a, b)| (a - b).abs()).collect();
-    let max = diff.iter().copied().fold(0f32, f32::max).max(1e-6);
-    Image::new(original.channels, original.width, original.height, diff.into_iter().map(|d| d / max).collect())
-}
-
-pub fn sections(r: &mut HtmlReport, outcome: &AuditOutcome<Adversarial>, images: &AuditImages) -> Result<()> {
+pub fn sections(r: &mut HtmlReport, outcome: &AuditOutcome<Adversarial>) -> Result<()> {
     let Some(first) = outcome.results.first() else { return Ok(()) };
     r.paragraph(&format!(
         "{} of {} images attacked (by default the correctly classified images of the positive class, as Du-Harpur et al. attacked melanomas). Success: the audited classifier's decision meets the goal on the perturbed image, which is rebuilt from its record. Intervals: 95% Wilson. Sizes are medians over successful attacks, in [0, 1] pixel units (L∞, L2) and CIEDE2000 ΔE.",
@@ -95,21 +85,6 @@ pub fn sections(r: &mut HtmlReport, outcome: &AuditOutcome<Adversarial>, images:
         let header = ["setting", "false negatives", "sensitivity", "specificity", "AUROC"].map(String::from).to_vec();
         let rows: Vec<Vec<String>> = first.sweeps.iter().map(|s| vec![s.setting.clone(), s.false_negatives.to_string(), opt(s.sensitivity, 3), opt(s.specificity, 3), opt(s.auroc, 3)]).collect();
         r.table(&header, &rows);
-    }
-    if !outcome.highlights.is_empty() {
-        r.heading("Adversarial images");
-        r.paragraph("Original, adversarial image, and the perturbation magnified (|difference| scaled to white), with the decided class and its probability.");
-        for h in outcome.highlights.iter().take(10) {
-            let set = images.set;
-            let img = set.image(h.image);
-            let adv = h.op.apply(&img)?;
-            let cap = |p: &[f32]| format!("{} {:.2}", set.classes[argmax(p)], p[argmax(p)]);
-            r.image_row(&[
-                (encode_png(&enlarged(&img, 128))?, format!("{} (true {}): {}", set.ids[h.image], set.classes[set.labels[h.image]], cap(&h.original))),
-                (encode_png(&enlarged(&adv, 128))?, format!("{}: {}", h.condition, cap(&h.perturbed))),
-                (encode_png(&enlarged(&magnified(&img, &adv), 128))?, "perturbation, magnified".to_string()),
-            ]);
-        }
     }
     Ok(())
 }
