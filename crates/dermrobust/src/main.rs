@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use dermrobust::commands;
+use dermrobust::device::DeviceChoice;
+use dermrobust::evaluation::engine::{self, Engine};
 use dermrobust::training::TrainConfig;
 use dermrobust_core::data::DATA_SPEC_HELP;
 
@@ -22,6 +24,16 @@ struct Cli {
     /// No progress bars or per-epoch lines.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Where training and burn's forward and backward passes run: `cpu`, or `vulkan` (a GPU;
+    /// needs a build with `--features vulkan`). Never chosen silently: the CPU unless named here.
+    #[arg(long, global = true, value_enum, default_value_t = DeviceChoice::Cpu)]
+    device: DeviceChoice,
+    /// Engine of inference-only forward passes (evaluate, predict, replay, black-box audits,
+    /// bench's inference): `burn`; `tract`; or `ort`, ONNX Runtime, loaded from the library that
+    /// ORT_DYLIB_PATH names (BENCHMARKS.md). Same probabilities within 1e-4; tract and ort run on
+    /// the CPU.
+    #[arg(long, global = true, value_enum, default_value_t = Engine::Burn)]
+    engine: Engine,
     #[command(subcommand)]
     command: Command,
 }
@@ -162,6 +174,8 @@ fn main() {
 
 fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
     let quiet = cli.quiet;
+    dermrobust::device::select(cli.device)?;
+    engine::set_engine(cli.engine)?;
     match cli.command {
         Command::Data(DataCommand::Summary(a)) => commands::data::summary(&a, quiet),
         Command::Data(DataCommand::Split(a)) => commands::data::split(&a),

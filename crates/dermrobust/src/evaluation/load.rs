@@ -39,7 +39,7 @@ pub fn load_model(path: &Path) -> Result<(Box<dyn ImageClassifier>, ModelInfo)> 
     } else {
         let m = TrainedModel::load(&resolve_model_path(path))?;
         let info = ModelInfo { classes: m.meta.classes.clone(), label_scheme: m.meta.label_scheme, preprocess: m.meta.preprocess.clone() };
-        Ok((Box::new(m), info))
+        Ok((super::engine::on_engine(m)?, info))
     }
 }
 

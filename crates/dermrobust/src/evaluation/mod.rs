@@ -2,6 +2,7 @@
 //! `metrics.json` and `predictions.csv`.
 
 pub mod classifier;
+pub mod engine;
 pub mod gradients;
 pub mod load;
 pub mod metrics;

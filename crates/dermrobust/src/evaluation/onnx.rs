@@ -12,6 +12,8 @@
 //! output = "logits"                # or "probabilities"
 //! ```
 //!
+//! `--engine ort` runs it on ONNX Runtime instead ([`super::engine`]).
+//!
 //! tract gives no gradients, so an ONNX model takes part in every black-box audit but not in
 //! gradient attacks or gradient explanations.
 
@@ -21,9 +23,9 @@ use anyhow::{bail, Context, Result};
 use dermrobust_core::data::{LabelScheme, Preprocess};
 use dermrobust_core::imaging::Image;
 use serde::Deserialize;
-use tract_onnx::prelude::*;
 
 use super::classifier::{softmax, ImageClassifier};
+use super::engine::{pack_normalised, Engine, OnnxRunner};
 
 /// What the sidecar TOML of an ONNX model says.
 #[derive(Clone, Debug, Deserialize)]
@@ -99,32 +101,30 @@ impl OnnxSidecar {
     }
 }
 
-type Plan = std::sync::Arc<TypedRunnableModel>;
-
-/// An ONNX network with its sidecar, as an [`ImageClassifier`].
+/// An ONNX network with its sidecar, as an [`ImageClassifier`], run by tract or (with
+/// `--engine ort`) ONNX Runtime.
 pub struct OnnxModel {
     pub path: PathBuf,
     pub sidecar: OnnxSidecar,
-    /// The plan is compiled for a fixed batch; smaller batches are padded.
-    batch: usize,
-    plan: Plan,
+    runner: OnnxRunner,
 }
 
 impl OnnxModel {
-    const BATCH: usize = 16;
+    /// Images per forward pass.
+    const BATCH: usize = 64;
 
+    /// Load on the engine chosen for this process ([`super::engine::engine`]).
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_on(path, super::engine::engine())
+    }
+
+    /// Load on `engine` (tract unless it is [`Engine::Ort`]).
+    pub fn load_on(path: &Path, engine: Engine) -> Result<Self> {
         let sidecar = OnnxSidecar::load(&OnnxSidecar::path_for(path)?)?;
         let s = sidecar.input_size;
-        let batch = Self::BATCH;
-        let plan = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(|e| anyhow::anyhow!("{}: not a readable ONNX model: {e:#}", path.display()))?
-            .with_input_fact(0, f32::fact([batch, 3, s, s]).into())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| anyhow::anyhow!("{}: cannot prepare the ONNX model for input [{batch}, 3, {s}, {s}]: {e:#}", path.display()))?;
-        let model = OnnxModel { path: path.to_path_buf(), sidecar, batch, plan };
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let runner = OnnxRunner::new(engine, &bytes, s, &path.display().to_string())?;
+        let model = OnnxModel { path: path.to_path_buf(), sidecar, runner };
         // One forward pass now, so a network whose outputs disagree with the sidecar fails here.
         let probe = model.run_batch(&[Image::filled(3, s, s, 0.5)])?;
         if probe[0].len() != model.sidecar.classes.len() {
@@ -135,32 +135,18 @@ impl OnnxModel {
 
     fn run_batch(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
         let s = self.sidecar.input_size;
-        let plane = s * s;
-        let mut data = vec![0f32; self.batch * 3 * plane];
-        for (k, img) in images.iter().enumerate() {
-            if img.width != s || img.height != s || img.channels != 3 {
-                bail!("{} expects {s}x{s} RGB images, got {}x{}x{}", self.path.display(), img.width, img.height, img.channels);
-            }
-            for c in 0..3 {
-                let (m, sd) = (self.sidecar.mean[c], self.sidecar.std[c]);
-                let out = &mut data[(k * 3 + c) * plane..(k * 3 + c + 1) * plane];
-                for (o, &v) in out.iter_mut().zip(&img.data[c * plane..(c + 1) * plane]) {
-                    *o = (v - m) / sd;
-                }
-            }
-        }
-        let input: Tensor = tract_ndarray::Array4::from_shape_vec((self.batch, 3, s, s), data)?.into();
-        let outputs = self.plan.run(tvec!(input.into())).map_err(|e| anyhow::anyhow!("{}: inference failed: {e:#}", self.path.display()))?;
-        let view = outputs[0].to_plain_array_view::<f32>().map_err(|e| anyhow::anyhow!("{}: output is not f32: {e:#}", self.path.display()))?;
-        let flat: Vec<f32> = view.iter().copied().collect();
-        let k = flat.len() / self.batch;
-        Ok(flat.chunks(k).take(images.len()).map(|row| match self.sidecar.output {
-            OutputKind::Logits => softmax(row),
-            OutputKind::Probabilities => row.to_vec(),
-        }).collect())
+        let what = self.path.display().to_string();
+        let data = pack_normalised(images, s, self.sidecar.mean, self.sidecar.std, &what)?;
+        let rows = self.runner.run(data, images.len(), s, &what)?;
+        Ok(rows
+            .iter()
+            .map(|row| match self.sidecar.output {
+                OutputKind::Logits => softmax(row),
+                OutputKind::Probabilities => row.to_vec(),
+            })
+            .collect())
     }
 }
-
 
 impl ImageClassifier for OnnxModel {
     fn classes(&self) -> &[String] {
@@ -173,13 +159,17 @@ impl ImageClassifier for OnnxModel {
 
     fn predict(&self, images: &[Image]) -> Result<Vec<Vec<f32>>> {
         let mut out = Vec::with_capacity(images.len());
-        for chunk in images.chunks(self.batch) {
+        for chunk in images.chunks(Self::BATCH) {
             out.extend(self.run_batch(chunk)?);
         }
         Ok(out)
     }
 
     fn describe(&self) -> String {
-        format!("ONNX {} ({} classes)", self.path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default(), self.sidecar.classes.len())
+        let name = self.path.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
+        match self.runner.engine() {
+            Engine::Ort => format!("ONNX {name} ({} classes) on ONNX Runtime", self.sidecar.classes.len()),
+            _ => format!("ONNX {name} ({} classes)", self.sidecar.classes.len()),
+        }
     }
 }
