@@ -161,6 +161,7 @@ fn random_resnet() -> TrainedModel {
             classes: vec!["a".into(), "b".into(), "c".into()],
             label_scheme: dermrobust_core::data::LabelScheme::Native,
             preprocess: dermrobust_core::data::Preprocess { size: 32, centre_crop: None },
+            capture: None,
         },
         device,
         batch_size: 8,

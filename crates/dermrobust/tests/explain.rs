@@ -15,7 +15,7 @@ use dermrobust::audits::explain::blackbox::{occlusion, rise};
 use dermrobust::audits::explain::cam::{cams, CamMethod};
 use dermrobust::audits::explain::guided::{guided_backprop, guided_backprop_with, saliency};
 use dermrobust::audits::explain::metrics::{argmax_pixel, border_attention, localisation, spearman};
-use dermrobust::audits::explain::remedies::{auto_lesion_mask, fov_op, FovSource, Remedies};
+use dermrobust_core::imaging::remedy::{auto_lesion_mask, fov_op, CaptureRemedy as Remedies, FovSource, LesionFoundBy};
 use dermrobust::audits::explain::render::{read_npy, write_npy};
 use dermrobust::audits::explain::run::randomised;
 use dermrobust::audits::explain::{OcclusionSettings, RiseSettings};
@@ -47,7 +47,7 @@ fn fixture_network() -> (Classifier, ModelMeta) {
     let config = ModelConfig { width: 0.125, head: HeadKind::Linear, mean: [mean[0], mean[1], mean[2]], std: [std[0], std[1], std[2]], ..ModelConfig::new(Arch::Resnet18, 3) };
     let (net, report) = checkpoint::import_torchvision(config.init(&Device::flex()), Arch::Resnet18, &fixtures().join("tiny_resnet18.safetensors")).unwrap();
     assert!(report.missing.is_empty(), "missing {:?}", report.missing);
-    let meta = ModelMeta { config, classes: vec!["akiec".into(), "bcc".into(), "mel".into()], label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None } };
+    let meta = ModelMeta { config, classes: vec!["akiec".into(), "bcc".into(), "mel".into()], label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None }, capture: None };
     (net, meta)
 }
 
@@ -397,15 +397,15 @@ fn field_of_view_reduction_centres_and_enlarges_the_lesion() {
     // The remedies as one replayable op: FOV from the mask where there is one (else Otsu), then
     // gamma correction in^(1/gamma), which brightens mid-tones for gamma > 1.
     let remedies = Remedies { gamma: Some(1.3), fov: Some(FovSource::Mask), ..Default::default() };
-    let (op, source) = remedies.op_for(&img, Some(&mask));
-    assert_eq!(source, Some("mask"));
-    let op = op.unwrap();
+    let applied = remedies.op_for(&img, Some(&mask));
+    assert_eq!(applied.lesion_found_by, Some(LesionFoundBy::Mask));
+    let op = applied.op.unwrap();
     let json = serde_json::to_string(&op).unwrap();
     assert_eq!(serde_json::from_str::<dermrobust_core::imaging::ImageOp>(&json).unwrap(), op);
-    let (_, source) = remedies.op_for(&img, Some(&Image::filled(1, 64, 64, 0.0)));
-    assert_eq!(source, Some("otsu"));
+    let applied = remedies.op_for(&img, Some(&Image::filled(1, 64, 64, 0.0)));
+    assert_eq!(applied.lesion_found_by, Some(LesionFoundBy::Otsu));
     let grey = Image::filled(3, 64, 64, 0.5);
-    let (op, _) = Remedies { gamma: Some(1.3), ..Default::default() }.op_for(&grey, None);
+    let op = Remedies { gamma: Some(1.3), ..Default::default() }.op_for(&grey, None).op;
     let v = op.unwrap().apply(&grey).unwrap().data[0];
     assert!((v - 0.5f32.powf(1.0 / 1.3)).abs() < 1e-3, "gamma 1.3 gave {v}");
 }
@@ -440,7 +440,7 @@ fn settings(methods: &[&str]) -> ExplainSettings {
         target: TargetChoice::Predicted,
         target_class: None,
         method_settings: MethodSettings { rise: RiseSettings { masks: 100, ..Default::default() }, ..Default::default() },
-        remedies: Remedies::default(),
+        capture: None,
         faithfulness_images: 3,
         steps: 8,
         sanity_images: 3,
@@ -479,7 +479,7 @@ fn explain_a_dataset_with_masks_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let config = ModelConfig { width: 0.125, head: HeadKind::Linear, ..ModelConfig::new(Arch::Resnet18, 4) };
     let classes: Vec<String> = ["bcc", "bkl", "mel", "nv"].iter().map(|s| s.to_string()).collect();
-    let meta = ModelMeta { config: config.clone(), classes, label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None } };
+    let meta = ModelMeta { config: config.clone(), classes, label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None }, capture: None };
     let model_dir = dir.path().join("model");
     let device = Device::flex();
     device.seed(3);
@@ -494,8 +494,10 @@ fn explain_a_dataset_with_masks_end_to_end() {
         max_images: Some(5),
         image_files: vec![],
         records: vec![],
+        capture: Default::default(),
         settings: settings(&all),
         out: dir.path().join("explain"),
+        resume: false,
     };
     let outcome = run_job(&job, true).unwrap().remove(0);
     assert_eq!(outcome.images, 5);
@@ -566,8 +568,10 @@ fn black_box_methods_on_an_onnx_model_agree_with_the_same_network_in_burn() {
         max_images: None,
         image_files: files.clone(),
         records: vec![],
+        capture: Default::default(),
         settings: settings(methods),
         out: dir.path().join("out"),
+        resume: false,
     };
     let err = run_job(&job(&["gradcam"]), true).unwrap_err().to_string();
     assert!(err.contains("ONNX") && err.contains("occlusion"), "{err}");

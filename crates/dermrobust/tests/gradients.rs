@@ -41,7 +41,7 @@ fn model(r: &Reference) -> DifferentiableModel {
     let config = ModelConfig { width: 0.125, head: HeadKind::Linear, mean: r.mean, std: r.std, ..ModelConfig::new(Arch::Resnet18, 3) };
     let (net, report) = checkpoint::import_torchvision(config.init(&Device::flex()), Arch::Resnet18, &fixtures().join("tiny_resnet18.safetensors")).unwrap();
     assert!(report.missing.is_empty(), "missing {:?}", report.missing);
-    let meta = ModelMeta { config, classes: vec!["akiec".into(), "bcc".into(), "mel".into()], label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None } };
+    let meta = ModelMeta { config, classes: vec!["akiec".into(), "bcc".into(), "mel".into()], label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None }, capture: None };
     DifferentiableModel::from_model(net, meta)
 }
 
@@ -158,7 +158,7 @@ fn ensemble_gradients_are_the_gradients_of_the_ensemble_prediction() {
         let device = Device::flex();
         device.seed(seed);
         let net = config.init(&device);
-        let meta = ModelMeta { config, classes: vec!["akiec".into(), "bcc".into(), "mel".into()], label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None } };
+        let meta = ModelMeta { config, classes: vec!["akiec".into(), "bcc".into(), "mel".into()], label_scheme: LabelScheme::Native, preprocess: Preprocess { size: 64, centre_crop: None }, capture: None };
         (net, meta)
     };
     let (fixture_net, fixture_meta) = {

@@ -100,6 +100,7 @@ fn saved_models_load_with_identical_outputs() {
         classes: vec!["a".into(), "b".into(), "c".into(), "d".into()],
         label_scheme: LabelScheme::Native,
         preprocess: Preprocess { size: 32, centre_crop: None },
+        capture: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let expected = values(model.forward(input(2, 32, &device)));

@@ -77,7 +77,7 @@ fn randomised(model: Classifier, config: &ModelConfig, size: usize, seed: u64) -
 }
 
 fn meta(config: ModelConfig, classes: Vec<String>, size: usize, centre_crop: Option<f32>, label_scheme: LabelScheme) -> ModelMeta {
-    ModelMeta { config, classes, label_scheme, preprocess: Preprocess { size, centre_crop } }
+    ModelMeta { config, classes, label_scheme, preprocess: Preprocess { size, centre_crop }, capture: None }
 }
 
 /// Random images, each with its own colour and contrast (so that even pooled features differ).

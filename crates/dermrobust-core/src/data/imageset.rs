@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::dataset::Dataset;
 use super::record::ImageSource;
+use crate::imaging::remedy::{AppliedRemedy, CaptureRemedy, LesionFoundBy};
 use crate::imaging::{io, Image};
 
 /// Bump when the cache format or preprocessing code changes meaning.
@@ -75,6 +76,9 @@ pub struct ImageSet {
     pixels: Vec<u8>,
     /// One plane per image where a mask exists.
     masks: Vec<Option<Vec<u8>>>,
+    /// The capture remedy applied to each image by [`ImageSet::apply_capture_remedy`] (empty
+    /// when none was).
+    remedies: Vec<AppliedRemedy>,
 }
 
 /// What loading did besides producing pixels.
@@ -156,6 +160,7 @@ impl ImageSet {
             labels: Vec::new(),
             pixels: Vec::with_capacity(ds.len() * 3 * plane),
             masks: Vec::new(),
+            remedies: Vec::new(),
         };
         let mut skipped = Vec::new();
         for ((r, label), result) in ds.records.iter().zip(&ds.labels).zip(decoded) {
@@ -212,6 +217,50 @@ impl ImageSet {
         Ok(())
     }
 
+    /// Replace the mask of image `i` (1 channel, the set's size).
+    pub fn set_mask(&mut self, i: usize, mask: &Image) -> Result<()> {
+        if mask.channels != 1 || mask.width != self.size || mask.height != self.size {
+            bail!("mask of {} is {}x{}x{}, expected 1x{s}x{s}", self.ids[i], mask.channels, mask.width, mask.height, s = self.size);
+        }
+        self.masks[i] = Some(mask.to_planar_u8());
+        Ok(())
+    }
+
+    /// Apply Mishra's capture `remedy` to every image (and move its mask with it), in place,
+    /// once: the pixels become what the model sees, and [`ImageSet::remedy`] says per image which
+    /// operation made them and where the lesion was found. Returns how many images had their
+    /// lesion found from the mask and how many by Otsu's automatic localisation.
+    pub fn apply_capture_remedy(&mut self, remedy: &CaptureRemedy) -> Result<(usize, usize)> {
+        remedy.validate()?;
+        if !self.remedies.is_empty() {
+            bail!("a capture remedy was already applied to these images");
+        }
+        let results: Vec<Result<(Image, Option<Image>, AppliedRemedy)>> =
+            (0..self.len()).into_par_iter().map(|i| remedy.apply(&self.image(i), self.mask(i).as_ref())).collect();
+        let (mut by_mask, mut by_otsu) = (0, 0);
+        let mut remedies = Vec::with_capacity(self.len());
+        for (i, r) in results.into_iter().enumerate() {
+            let (img, mask, applied) = r.map_err(|e| anyhow::anyhow!("capture remedy of image {}: {e:#}", self.ids[i]))?;
+            self.set_image(i, &img)?;
+            if let Some(m) = mask {
+                self.set_mask(i, &m)?;
+            }
+            match applied.lesion_found_by {
+                Some(LesionFoundBy::Mask) => by_mask += 1,
+                Some(LesionFoundBy::Otsu) => by_otsu += 1,
+                None => {}
+            }
+            remedies.push(applied);
+        }
+        self.remedies = remedies;
+        Ok((by_mask, by_otsu))
+    }
+
+    /// The capture remedy applied to image `i`, if any was.
+    pub fn remedy(&self, i: usize) -> Option<&AppliedRemedy> {
+        self.remedies.get(i)
+    }
+
     pub fn image(&self, i: usize) -> Image {
         Image::from_planar_u8(3, self.size, self.size, self.pixels(i))
     }
@@ -249,13 +298,14 @@ impl ImageSet {
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             pixels,
             masks: indices.iter().map(|&i| self.masks[i].clone()).collect(),
+            remedies: if self.remedies.is_empty() { vec![] } else { indices.iter().map(|&i| self.remedies[i].clone()).collect() },
         }
     }
 
     /// Build a set from images already in memory (all of side `size`).
     pub fn from_images(classes: Vec<String>, items: Vec<(String, String, usize, Image, Option<Image>)>) -> Result<ImageSet> {
         let size = items.first().map(|it| it.3.width).context("no images")?;
-        let mut set = ImageSet { size, classes, ids: vec![], groups: vec![], labels: vec![], pixels: vec![], masks: vec![] };
+        let mut set = ImageSet { size, classes, ids: vec![], groups: vec![], labels: vec![], pixels: vec![], masks: vec![], remedies: vec![] };
         for (id, group, label, img, mask) in items {
             if img.width != size || img.height != size || img.channels != 3 {
                 bail!("image {id} is {}x{}x{}, expected 3x{size}x{size}", img.channels, img.width, img.height);
@@ -350,7 +400,7 @@ fn read_cache(file: &Path, ds: &Dataset, prep: &Preprocess) -> Result<(ImageSet,
     }
     // Labels and groups come from the dataset (the label scheme may differ from the one cached).
     let index: std::collections::HashMap<&str, usize> = ds.records.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
-    let mut set = ImageSet { size: prep.size, classes: ds.classes.clone(), ids: vec![], groups: vec![], labels: vec![], pixels: vec![], masks: vec![] };
+    let mut set = ImageSet { size: prep.size, classes: ds.classes.clone(), ids: vec![], groups: vec![], labels: vec![], pixels: vec![], masks: vec![], remedies: vec![] };
     for id in &header.ids {
         let i = *index.get(id.as_str()).context("cache does not match the dataset")?;
         set.ids.push(id.clone());

@@ -9,6 +9,7 @@ pub mod npy;
 mod ops;
 pub mod phash;
 pub mod procedural;
+pub mod remedy;
 pub mod warp;
 
 pub use self::image::{contact_sheet, to_u8, Image};

@@ -8,7 +8,7 @@ use anyhow::Result;
 use dermrobust_core::data::{DataSpec, ImageSet};
 
 use super::runner::{run_audit, Audit, AuditOutcome, AuditRun};
-use crate::evaluation::{decision_priors, load_classifiers, model_data_with_masks, split_for, with_priors, DecisionRule, ImageClassifier, ModelInfo, Tta};
+use crate::evaluation::{decision_priors, load_classifiers, model_data_with_masks, split_for, with_priors, CaptureChoice, DecisionRule, ImageClassifier, ModelInfo, Tta};
 
 /// The models and images of an audit.
 #[derive(Clone, Debug)]
@@ -28,6 +28,8 @@ pub struct AuditSubject {
     pub max_images: Option<usize>,
     /// Skip unreadable images instead of failing.
     pub skip_bad: bool,
+    /// Mishra's capture remedy: the models' recorded one by default.
+    pub capture: CaptureChoice,
 }
 
 /// The images of an audit: `indices` get every condition; `pool` is the whole split part (a
@@ -62,13 +64,19 @@ impl AuditSubject {
 
     /// What decides an audit's results besides the audit's own settings (for its resume key).
     pub fn key(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut key = serde_json::json!({
             "ensemble": self.ensemble,
             "tta": self.tta,
             "decision": self.decision,
             "split": self.split_file(),
             "part": self.part,
-        })
+        });
+        // Only a remedy chosen here enters the key (a recorded one is part of the models, whose
+        // files the key fingerprints), so keys of audits without one are unchanged.
+        if self.capture != CaptureChoice::Recorded {
+            key["capture"] = serde_json::to_value(&self.capture).unwrap_or_default();
+        }
+        key
     }
 
     /// Prepare the models and images and run `audit` on them into `out` (reusing a finished
@@ -88,6 +96,7 @@ impl AuditSubject {
     pub fn prepare_with_masks(&self, quiet: bool, masks: bool) -> Result<Prepared> {
         let split = self.split_file();
         let (classifiers, info) = load_classifiers(&self.models, self.ensemble, self.tta.as_ref())?;
+        let info = info.with_capture(&self.capture);
         let (set, pool) = model_data_with_masks(&info, &self.data, split.as_deref(), &self.part, self.skip_bad, quiet, masks)?;
         let priors = decision_priors(self.decision, &set, split.as_deref())?;
         let classifiers = with_priors(classifiers, priors.as_deref())?;

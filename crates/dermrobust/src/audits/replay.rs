@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use dermrobust_core::data::DataSpec;
 use dermrobust_core::imaging::{Image, ImageOp};
 
-use crate::evaluation::{argmax, load_model, model_data, ImageClassifier, ALL_IMAGES};
+use crate::evaluation::{argmax, load_model, model_data, CaptureChoice, ImageClassifier, ALL_IMAGES};
 
 /// One record of a per-image CSV: which image, and the operation applied to it.
 #[derive(Clone, Debug)]
@@ -56,8 +56,9 @@ impl Replayed {
 
 /// Apply `op` to image `image_id` of `data` read the way the model at `model` reads it, and
 /// predict the result.
-pub fn replay_from_data(op: &ImageOp, image_id: &str, model: &Path, data: &DataSpec) -> Result<Replayed> {
+pub fn replay_from_data(op: &ImageOp, image_id: &str, model: &Path, data: &DataSpec, capture: &CaptureChoice) -> Result<Replayed> {
     let (classifier, info) = load_model(model)?;
+    let info = info.with_capture(capture);
     let (set, _) = model_data(&info, data, None, ALL_IMAGES, false, true)?;
     let i = set.ids.iter().position(|id| id == image_id).with_context(|| format!("image '{image_id}' is not in {data}"))?;
     replay_image(op, set.image(i), classifier.as_ref())

@@ -163,6 +163,37 @@ pub struct AuditKey {
 
 pub const AUDIT_KEY_FILE: &str = "audit_key.json";
 
+impl AuditKey {
+    /// What differs between two keys, in words (for refusing a resume).
+    pub fn differences(&self, other: &AuditKey) -> Vec<String> {
+        let mut d = Vec::new();
+        if self.audit != other.audit {
+            d.push(format!("audit ({} vs {})", self.audit, other.audit));
+        }
+        if self.data != other.data {
+            d.push(format!("data ({} vs {})", self.data, other.data));
+        }
+        if self.models != other.models {
+            d.push("models (other files, or retrained since)".to_string());
+        }
+        if self.subject != other.subject {
+            d.push(format!("split, part or capture remedy ({} vs {})", self.subject, other.subject));
+        }
+        for (k, v) in &self.settings {
+            if other.settings.get(k) != Some(v) {
+                d.push(format!("setting '{k}' ({v} vs {})", other.settings.get(k).map(|x| x.to_string()).unwrap_or_else(|| "unset".into())));
+            }
+        }
+        for k in other.settings.keys().filter(|k| !self.settings.contains_key(*k)) {
+            d.push(format!("setting '{k}'"));
+        }
+        if self.images != other.images || self.pool != other.pool {
+            d.push(format!("images ({} vs {})", self.images.len(), other.images.len()));
+        }
+        d
+    }
+}
+
 /// The weights file of a model (an ONNX file, or a dermrobust model's `model.bpk`).
 fn weights_file(path: &Path) -> PathBuf {
     if is_onnx(path) {
@@ -173,7 +204,8 @@ fn weights_file(path: &Path) -> PathBuf {
     }
 }
 
-fn fingerprint(path: &Path) -> Result<(PathBuf, u64, u64)> {
+/// A model's entry in a resume key: its path, and its weights file's size and time stamp.
+pub fn fingerprint(path: &Path) -> Result<(PathBuf, u64, u64)> {
     let file = weights_file(path);
     let meta = std::fs::metadata(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

@@ -72,6 +72,7 @@ pub fn run(a: &DemoArgs, quiet: bool) -> Result<()> {
         decision: DecisionRule::Argmax,
         max_images: Some(a.audit_images),
         skip_bad: false,
+        capture: Default::default(),
     };
     let audit = Brittleness { suite: Suite::default_suite(), pairs: PairOptions::default() };
     let prepared = subject.prepare(quiet)?;

@@ -25,7 +25,7 @@ pub struct EvaluateArgs {
 }
 
 pub fn run(a: &EvaluateArgs, quiet: bool) -> Result<()> {
-    let (metrics, description) = evaluation::evaluate_model(&a.model, &a.data.data, a.data.split_for(&a.model).as_deref(), &a.data.part, a.tta.chosen()?.as_ref(), a.data.skip_bad, a.seed, &a.out, quiet)?;
+    let (metrics, description) = evaluation::evaluate_model(&a.model, &a.data.data, a.data.split_for(&a.model).as_deref(), &a.data.part, a.tta.chosen()?.as_ref(), &a.data.capture.choice()?, a.data.skip_bad, a.seed, &a.out, quiet)?;
     println!("{description} ({})\n{}", a.data.data, metrics.summary());
     println!("wrote {} and {}", a.out.join("metrics.json").display(), a.out.join("predictions.csv").display());
     Ok(())

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 
 use super::ModelDataArgs;
-use crate::audits::explain::remedies::{FovSource, Remedies};
 use crate::audits::explain::run::{run_job, ExplainJob, ExplainSettings, TargetChoice};
 use crate::audits::explain::{Method, MethodSettings, OcclusionSettings, RiseSettings};
 
@@ -36,16 +35,6 @@ pub struct ExplainArgs {
     /// Explain at most this many images (a seeded random subset of the part).
     #[arg(long)]
     pub max_images: Option<usize>,
-    /// Mishra's gamma correction before the model sees the image: out = in^(1/GAMMA) (1.2-1.5).
-    #[arg(long)]
-    pub gamma: Option<f32>,
-    /// Mishra's field-of-view reduction: zoom centred on the lesion, found from the mask
-    /// (`mask`, falling back to automatic localisation) or by Otsu on a blurred image (`auto`).
-    #[arg(long, value_enum)]
-    pub fov: Option<FovSource>,
-    /// The lesion's bounding box times this fills the reduced field of view.
-    #[arg(long, default_value_t = 1.25)]
-    pub fov_margin: f32,
     /// Deletion/insertion curves for the first N images (0: none).
     #[arg(long, default_value_t = 100)]
     pub faithfulness: usize,
@@ -73,18 +62,16 @@ pub struct ExplainArgs {
     pub seed: u64,
     #[arg(long)]
     pub out: PathBuf,
+    /// Continue an interrupted explanation in --out: images already explained are kept; a run
+    /// with other models, images or settings is refused.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 impl ExplainArgs {
     pub fn job(&self) -> Result<ExplainJob> {
         if self.methods.is_empty() {
             bail!("--methods names no method");
-        }
-        if self.gamma.is_some_and(|g| !(g > 0.0 && g.is_finite())) {
-            bail!("--gamma must be positive");
-        }
-        if !(self.fov_margin >= 1.0 && self.fov_margin.is_finite()) {
-            bail!("--fov-margin must be at least 1");
         }
         if self.steps == 0 {
             bail!("--steps must be at least 1");
@@ -107,7 +94,7 @@ impl ExplainArgs {
                 occlusion: OcclusionSettings { patch: self.occlusion_patch, ..Default::default() },
                 rise: RiseSettings { masks: self.rise_masks, seed: self.seed, ..Default::default() },
             },
-            remedies: Remedies { gamma: self.gamma, fov: self.fov, fov_margin: self.fov_margin, ..Default::default() },
+            capture: None,
             faithfulness_images: self.faithfulness,
             steps: self.steps,
             sanity_images: self.sanity,
@@ -123,8 +110,10 @@ impl ExplainArgs {
             max_images: self.max_images,
             image_files: self.images.clone(),
             records: self.records.clone(),
+            capture: self.data.capture.choice()?,
             settings,
             out: self.out.clone(),
+            resume: self.resume,
         })
     }
 }

@@ -22,6 +22,7 @@ use dermrobust_core::data::DataSpec;
 use crate::audits::AuditSubject;
 use crate::evaluation::DecisionRule;
 pub use crate::evaluation::tta::{TtaArgs, TtaViewArgs};
+pub use crate::evaluation::{CaptureArgs, ModelCaptureArgs};
 
 /// The images a model is evaluated or audited on (shared by `evaluate` and every audit).
 #[derive(clap::Args, Clone, Debug)]
@@ -40,6 +41,9 @@ pub struct ModelDataArgs {
     /// Skip unreadable images (with a count and the first error) instead of stopping.
     #[arg(long)]
     pub skip_bad: bool,
+    /// Mishra's capture remedy (default: the one the model was trained with).
+    #[command(flatten)]
+    pub capture: ModelCaptureArgs,
 }
 
 impl ModelDataArgs {
@@ -96,6 +100,7 @@ impl AuditModelArgs {
             decision: self.decision,
             max_images: self.max_images,
             skip_bad: self.data.skip_bad,
+            capture: self.data.capture.choice()?,
         })
     }
 }

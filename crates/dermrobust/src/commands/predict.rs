@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use dermrobust_core::imaging::io::read_rgb;
 use serde::Serialize;
 
 use crate::evaluation::{argmax, load_model};
@@ -19,6 +18,10 @@ pub struct PredictArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Mishra's capture remedy (default: the one the model was trained with; a file has no
+    /// lesion mask, so --fov finds the lesion by Otsu's automatic localisation).
+    #[command(flatten)]
+    pub capture: super::ModelCaptureArgs,
 }
 
 #[derive(Serialize)]
@@ -30,7 +33,11 @@ struct Prediction {
 
 pub fn run(a: &PredictArgs) -> Result<()> {
     let (model, info) = load_model(&a.model)?;
-    let images = a.images.iter().map(|p| read_rgb(p).map(|img| info.preprocess.apply(&img))).collect::<Result<Vec<_>>>()?;
+    let info = info.with_capture(&a.capture.choice()?);
+    if let Some(r) = &info.capture {
+        eprintln!("capture remedy: {}{}", r.describe(), if r.fov.is_some() { " (image files have no mask: the lesion is found by Otsu's automatic localisation)" } else { "" });
+    }
+    let images = a.images.iter().map(|p| info.read_image(p).map(|(img, _)| img)).collect::<Result<Vec<_>>>()?;
     let probs = model.predict(&images)?;
     let rows: Vec<Prediction> = a
         .images

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use dermrobust_core::data::DataSpec;
-use dermrobust_core::imaging::io::{read_rgb, write_png};
+use dermrobust_core::imaging::io::write_png;
 use dermrobust_core::imaging::ImageOp;
 use serde::Serialize;
 
@@ -37,6 +37,9 @@ pub struct ReplayArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Mishra's capture remedy of the original (as the audit's; default: the model's recorded one).
+    #[command(flatten)]
+    pub capture: super::ModelCaptureArgs,
 }
 
 #[derive(Serialize)]
@@ -60,9 +63,10 @@ pub fn run(a: &ReplayArgs) -> Result<()> {
     let replayed = match (&a.image, &a.data) {
         (Some(file), _) => {
             let (classifier, info) = load_model(&a.model)?;
-            replay_image(&op, info.preprocess.apply(&read_rgb(file)?), classifier.as_ref())?
+            let info = info.with_capture(&a.capture.choice()?);
+            replay_image(&op, info.read_image(file)?.0, classifier.as_ref())?
         }
-        (None, Some(data)) if record.is_some() => replay_from_data(&op, &image_id, &a.model, data)?,
+        (None, Some(data)) if record.is_some() => replay_from_data(&op, &image_id, &a.model, data, &a.capture.choice()?)?,
         _ => bail!("say where the original image is: --image FILE, or --data SPEC with --record"),
     };
     if let Some(out) = &a.out {

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use dermrobust_core::data::split::TRAIN;
 use dermrobust_core::data::{default_cache_dir, DataSpec, Dataset, ImageSet, LabelScheme, LoadOptions, Preprocess, Split};
+use dermrobust_core::imaging::remedy::{AppliedRemedy, CaptureRemedy};
+use dermrobust_core::imaging::Image;
+
+pub use super::capture::CaptureChoice;
 
 use super::classifier::{class_shares, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
 use super::onnx::OnnxModel;
@@ -17,12 +21,41 @@ use crate::models::run_dir::{resolve_model_path, RunDir};
 /// a model on an external dataset.
 pub const ALL_IMAGES: &str = "all";
 
-/// How a model reads data: its classes (in output order), label scheme and preprocessing.
+/// How a model reads data: its classes (in output order), label scheme and preprocessing, and
+/// the capture remedy its images get (the one it was trained with, unless overridden with
+/// [`ModelInfo::with_capture`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
     pub classes: Vec<String>,
     pub label_scheme: LabelScheme,
     pub preprocess: Preprocess,
+    pub capture: Option<CaptureRemedy>,
+}
+
+impl ModelInfo {
+    /// The same model with the capture remedy `choice` resolves to.
+    pub fn with_capture(mut self, choice: &CaptureChoice) -> ModelInfo {
+        self.capture = choice.resolve(self.capture.as_ref());
+        self
+    }
+
+    /// One image file read the model's way: decoded, preprocessed, and with the capture remedy
+    /// applied (the lesion found by Otsu's localisation: a lone file has no mask). Returns the
+    /// image and the remedy applied to it.
+    pub fn read_image(&self, path: &Path) -> Result<(Image, Option<AppliedRemedy>)> {
+        let img = self.preprocess.apply(&dermrobust_core::imaging::io::read_rgb(path)?);
+        // Quantised to 8 bits like the pixel cache, so a file and the same image in a dataset
+        // give the same input.
+        let img = Image::from_planar_u8(3, img.width, img.height, &img.to_planar_u8());
+        match &self.capture {
+            None => Ok((img, None)),
+            Some(r) => {
+                let (out, _, applied) = r.apply(&img, None).with_context(|| format!("capture remedy of {}", path.display()))?;
+                let out = Image::from_planar_u8(3, out.width, out.height, &out.to_planar_u8());
+                Ok((out, Some(applied)))
+            }
+        }
+    }
 }
 
 /// Whether `path` names an ONNX model.
@@ -34,11 +67,11 @@ pub fn is_onnx(path: &Path) -> bool {
 pub fn load_model(path: &Path) -> Result<(Box<dyn ImageClassifier>, ModelInfo)> {
     if is_onnx(path) {
         let m = OnnxModel::load(path)?;
-        let info = ModelInfo { classes: m.sidecar.classes.clone(), label_scheme: m.sidecar.labels, preprocess: m.sidecar.preprocess() };
+        let info = ModelInfo { classes: m.sidecar.classes.clone(), label_scheme: m.sidecar.labels, preprocess: m.sidecar.preprocess(), capture: None };
         Ok((Box::new(m), info))
     } else {
         let m = TrainedModel::load(&resolve_model_path(path))?;
-        let info = ModelInfo { classes: m.meta.classes.clone(), label_scheme: m.meta.label_scheme, preprocess: m.meta.preprocess.clone() };
+        let info = ModelInfo { classes: m.meta.classes.clone(), label_scheme: m.meta.label_scheme, preprocess: m.meta.preprocess.clone(), capture: m.meta.capture.clone() };
         Ok((super::engine::on_engine(m)?, info))
     }
 }
@@ -60,8 +93,8 @@ pub fn split_for(model: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
     run.root.ancestors().skip(1).find(|a| a.file_name().is_some_and(|n| n == "models")).and_then(|models| models.parent()).map(|exp| exp.join(RunDir::SPLIT)).filter(|p| p.is_file())
 }
 
-/// Load `models` as classifiers: each one, or their ensemble; with `tta`. All must share classes
-/// and input.
+/// Load `models` as classifiers: each one, or their ensemble; with `tta`. All must share classes,
+/// input and recorded capture remedy.
 pub fn load_classifiers(models: &[PathBuf], ensemble: bool, tta: Option<&Tta>) -> Result<(Vec<Box<dyn ImageClassifier>>, ModelInfo)> {
     if models.is_empty() {
         bail!("no model given");
@@ -71,6 +104,12 @@ pub fn load_classifiers(models: &[PathBuf], ensemble: bool, tta: Option<&Tta>) -
     for p in models {
         let (m, i) = load_model(p)?;
         match &info {
+            Some(first) if first.capture != i.capture => bail!(
+                "{} was trained with the capture remedy {}, unlike the first model ({}): models audited together must match (or give --gamma/--fov or --no-capture-remedy for all)",
+                p.display(),
+                i.capture.as_ref().map(CaptureRemedy::describe).unwrap_or_else(|| "none".into()),
+                first.capture.as_ref().map(CaptureRemedy::describe).unwrap_or_else(|| "none".into())
+            ),
             Some(first) if first.classes != i.classes || first.preprocess != i.preprocess => bail!(
                 "{} has classes {:?} at {:?}, unlike the first model's {:?} at {:?}: models audited together must match",
                 p.display(),
@@ -109,12 +148,17 @@ pub fn model_data(info: &ModelInfo, data: &DataSpec, split: Option<&Path>, part:
 }
 
 /// [`model_data`], with the lesion masks loaded too when `masks` (where the data has them).
+/// The model's capture remedy (`info.capture`) is applied to every image here, once.
 pub fn model_data_with_masks(info: &ModelInfo, data: &DataSpec, split: Option<&Path>, part: &str, skip_bad: bool, quiet: bool, masks: bool) -> Result<(ImageSet, Vec<usize>)> {
     let ds = Dataset::open(data, info.label_scheme)?;
+    let masks = masks || info.capture.as_ref().is_some_and(CaptureRemedy::uses_masks);
     let opts = LoadOptions { cache_dir: Some(default_cache_dir()), skip_bad, quiet, masks };
     let (mut set, report) = ImageSet::load(&ds, &info.preprocess, &opts)?;
     if !report.skipped.is_empty() && !quiet {
         eprintln!("skipped {} unreadable images (first: {}: {})", report.skipped.len(), report.skipped[0].0, report.skipped[0].1);
+    }
+    if let Some(remedy) = &info.capture {
+        apply_capture_remedy(&mut set, remedy, quiet)?;
     }
     reorder_classes(&mut set, &info.classes).with_context(|| format!("data {data}"))?;
     if split.is_none() && part != ALL_IMAGES {
@@ -140,6 +184,17 @@ pub fn model_data_with_masks(info: &ModelInfo, data: &DataSpec, split: Option<&P
         bail!("{data} has no image");
     }
     Ok((set, indices))
+}
+
+/// Apply Mishra's capture `remedy` to every image of `set` (the one place images get it, for
+/// training and for every use of a trained model), saying where the lesions were found.
+pub fn apply_capture_remedy(set: &mut ImageSet, remedy: &CaptureRemedy, quiet: bool) -> Result<()> {
+    let (by_mask, by_otsu) = set.apply_capture_remedy(remedy)?;
+    if !quiet {
+        let fov = if remedy.fov.is_some() { format!(" (lesion found from its mask in {by_mask} images, by Otsu's automatic localisation in {by_otsu})") } else { String::new() };
+        eprintln!("capture remedy: {}{fov}", remedy.describe());
+    }
+    Ok(())
 }
 
 /// Put the set's classes in `model_classes` order (relabelling images), or fail if the data has

@@ -1,6 +1,7 @@
 //! Evaluation: predictions of any [`ImageClassifier`] on a set, their metrics, and the files
 //! `metrics.json` and `predictions.csv`.
 
+pub mod capture;
 pub mod classifier;
 pub mod engine;
 pub mod gradients;
@@ -18,7 +19,8 @@ use dermrobust_core::imaging::Image;
 
 pub use classifier::{class_shares, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
 pub use tta::{dihedral_views, flip_views, maron_tta_views, Tta, TtaViews, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
-pub use load::{decision_priors, is_onnx, load_classifiers, load_model, model_data, model_data_with_masks, split_for, with_priors, ModelInfo, ALL_IMAGES};
+pub use capture::{CaptureArgs, CaptureChoice, ModelCaptureArgs};
+pub use load::{apply_capture_remedy, decision_priors, is_onnx, load_classifiers, load_model, model_data, model_data_with_masks, split_for, with_priors, ModelInfo, ALL_IMAGES};
 pub use metrics::{argmax, evaluate, headline_auroc, EvalMetrics};
 
 /// Probabilities for images `indices` of `set`, in batches, with a progress bar.
@@ -54,8 +56,9 @@ pub fn write_predictions(path: &Path, set: &ImageSet, indices: &[usize], probs: 
 /// if given: write `metrics.json` and `predictions.csv` into `out`. Returns the metrics and the
 /// classifier's description.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate_model(model: &Path, data: &DataSpec, split: Option<&Path>, part: &str, tta: Option<&Tta>, skip_bad: bool, seed: u64, out: &Path, quiet: bool) -> Result<(EvalMetrics, String)> {
+pub fn evaluate_model(model: &Path, data: &DataSpec, split: Option<&Path>, part: &str, tta: Option<&Tta>, capture: &CaptureChoice, skip_bad: bool, seed: u64, out: &Path, quiet: bool) -> Result<(EvalMetrics, String)> {
     let (classifier, info) = load_model(model)?;
+    let info = info.with_capture(capture);
     let (set, indices) = model_data(&info, data, split, part, skip_bad, quiet)?;
     let classifier = match tta {
         Some(t) => t.wrap(classifier),

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore, SafetensorsStore};
 use dermrobust_core::data::{LabelScheme, Preprocess};
+use dermrobust_core::imaging::remedy::CaptureRemedy;
 use serde::{Deserialize, Serialize};
 
 use super::{Arch, Classifier, ModelConfig};
@@ -21,6 +22,10 @@ pub struct ModelMeta {
     pub classes: Vec<String>,
     pub label_scheme: LabelScheme,
     pub preprocess: Preprocess,
+    /// Mishra's capture remedy the model was trained with (gamma, field of view), which
+    /// evaluation, prediction and audits apply by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureRemedy>,
 }
 
 /// Save weights and description into `dir` (atomically: temporary file, then rename).

@@ -8,6 +8,7 @@ use clap::{ArgMatches, Args, ValueEnum};
 use dermrobust_core::data::{DataSpec, LabelScheme};
 use serde::{Deserialize, Serialize};
 
+use crate::evaluation::CaptureArgs;
 use crate::models::{Arch, HeadKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -116,6 +117,11 @@ pub struct TrainConfig {
     /// Centre crop of this fraction of the short side before resizing (Yan: 0.8).
     #[arg(long)]
     pub centre_crop: Option<f32>,
+    /// Mishra's capture remedy, applied to every image (training, validation and test) when it is
+    /// loaded, and recorded with the model so that evaluation and audits apply it too.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub capture: CaptureArgs,
 
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
@@ -225,6 +231,9 @@ impl Default for TrainConfig {
 /// Options without a default, which TOML leaves out when unset.
 const OPTIONAL_KEYS: [&str; 9] = ["split", "pretrained", "centre_crop", "cache_dir", "max_batches", "clip_grad_norm", "bias_artefact", "bias_class", "artefact_templates"];
 
+/// The capture remedy's options without a default (TOML leaves them out when unset).
+const CAPTURE_KEYS: [&str; 2] = ["gamma", "fov"];
+
 impl TrainConfig {
     /// Merge a TOML file into `self` for every key not given on the command line.
     pub fn merge_toml(&mut self, path: &std::path::Path, matches: &ArgMatches) -> Result<()> {
@@ -233,7 +242,7 @@ impl TrainConfig {
         let mut current = toml::Table::try_from(&*self)?;
         let known: Vec<String> = current.keys().cloned().collect();
         for (key, value) in file {
-            if !known.contains(&key) && !OPTIONAL_KEYS.contains(&key.as_str()) {
+            if !known.contains(&key) && !OPTIONAL_KEYS.contains(&key.as_str()) && !CAPTURE_KEYS.contains(&key.as_str()) {
                 anyhow::bail!("{}: unknown option '{key}'", path.display());
             }
             let from_cli = matches.value_source(&key) == Some(clap::parser::ValueSource::CommandLine);
@@ -312,6 +321,9 @@ impl TrainConfig {
         };
         non_negative("weight-decay", self.weight_decay);
         non_negative("focal-gamma", self.focal_gamma);
+        if let Err(e) = self.capture.remedy() {
+            problems.push(e.to_string());
+        }
         let held_out = self.val_fraction + self.test_fraction;
         if self.val_fraction.is_finite() && self.test_fraction.is_finite() && held_out >= 1.0 {
             problems.push(format!(

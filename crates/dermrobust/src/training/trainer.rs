@@ -55,11 +55,15 @@ pub fn prepare_data_with_masks(cfg: &TrainConfig, out: &Path, quiet: bool, masks
     let split = Split::load_or_create(&split_file, &ds, [train_fraction, cfg.val_fraction, cfg.test_fraction], cfg.split_seed)?;
     let prep = Preprocess { size: cfg.image_size, centre_crop: cfg.centre_crop };
     // Biased training places its artefacts with the lesion masks.
-    let masks = masks || super::bias::is_biased(cfg);
+    let remedy = cfg.capture.remedy()?;
+    let masks = masks || super::bias::is_biased(cfg) || remedy.as_ref().is_some_and(|r| r.uses_masks());
     let opts = LoadOptions { cache_dir: Some(cfg.cache_dir.clone().unwrap_or_else(data::default_cache_dir)), skip_bad: cfg.skip_bad, masks, quiet };
-    let (set, report) = ImageSet::load(&ds, &prep, &opts)?;
+    let (mut set, report) = ImageSet::load(&ds, &prep, &opts)?;
     if !report.skipped.is_empty() && !quiet {
         eprintln!("skipped {} unreadable images (first: {}: {})", report.skipped.len(), report.skipped[0].0, report.skipped[0].1);
+    }
+    if let Some(r) = &remedy {
+        evaluation::apply_capture_remedy(&mut set, r, quiet)?;
     }
     let position: HashMap<&str, usize> = set.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     let to_set = |part: &str| -> Result<Vec<usize>> {
@@ -142,7 +146,13 @@ pub fn model_meta(cfg: &TrainConfig, data: &TrainData) -> ModelMeta {
     let set = &data.set;
     let (mean, std) = if cfg.pretrained.is_some() { (IMAGENET_MEAN, IMAGENET_STD) } else { mean_std_of_training_images(set, &data.train) };
     let config = ModelConfig { arch: cfg.arch, num_classes: set.num_classes(), width: cfg.width, head: cfg.head, dropout: cfg.dropout, anti_alias: cfg.anti_alias, mean, std };
-    ModelMeta { config, classes: set.classes.clone(), label_scheme: cfg.labels, preprocess: Preprocess { size: cfg.image_size, centre_crop: cfg.centre_crop } }
+    ModelMeta {
+        config,
+        classes: set.classes.clone(),
+        label_scheme: cfg.labels,
+        preprocess: Preprocess { size: cfg.image_size, centre_crop: cfg.centre_crop },
+        capture: cfg.capture.remedy().ok().flatten(),
+    }
 }
 
 /// A fresh model of `config` on `device`, with `--pretrained` weights imported.

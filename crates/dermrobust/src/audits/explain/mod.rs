@@ -8,7 +8,6 @@ pub mod blackbox;
 pub mod cam;
 pub mod guided;
 pub mod metrics;
-pub mod remedies;
 pub mod render;
 pub mod run;
 

@@ -16,10 +16,11 @@ use dermrobust_core::report::{atomic_write, write_csv, write_json};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{border_attention, deletion_insertion, localisation, spearman};
-use super::remedies::Remedies;
 use super::render::{overlay, read_npy, with_outline, write_npy};
 use super::{explain_many, Explainer, Method, MethodSettings};
-use crate::audits::runner::enlarged;
+use crate::audits::runner::{enlarged, fingerprint, AuditKey, AUDIT_KEY_FILE};
+use crate::evaluation::CaptureChoice;
+use dermrobust_core::imaging::remedy::{AppliedRemedy, CaptureRemedy};
 use crate::evaluation::gradients::DifferentiableModel;
 use crate::evaluation::argmax;
 use crate::models::checkpoint::ModelMeta;
@@ -41,7 +42,10 @@ pub struct ExplainSettings {
     #[serde(default)]
     pub target_class: Option<String>,
     pub method_settings: MethodSettings,
-    pub remedies: Remedies,
+    /// Mishra's capture remedy the images got when they were loaded (recorded per image in the
+    /// `op` column), or `None`.
+    #[serde(default)]
+    pub capture: Option<CaptureRemedy>,
     /// Deletion/insertion curves for the first this many images.
     pub faithfulness_images: usize,
     pub steps: usize,
@@ -52,12 +56,15 @@ pub struct ExplainSettings {
     pub seed: u64,
 }
 
-/// One image to explain.
+/// One image to explain, as the model sees it (capture remedy applied) with its mask moved
+/// the same way.
 pub struct ExplainInput {
     pub id: String,
     pub image: Image,
     pub mask: Option<Image>,
     pub label: Option<usize>,
+    /// The capture remedy that made `image` from the loaded one, if any.
+    pub remedy: Option<AppliedRemedy>,
 }
 
 /// A record of an earlier audit to show before and after.
@@ -68,7 +75,7 @@ pub struct RecordInput {
     pub original: Image,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     pub image_id: String,
     pub true_class: String,
@@ -183,6 +190,78 @@ fn safe(s: &str) -> String {
     s.replace('+', "p").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect()
 }
 
+/// The images explained in one batch; progress is saved batch by batch, so a resumed run
+/// explains the same batches as an uninterrupted one.
+const CHUNK: usize = 16;
+
+/// Per-batch progress of an explanation (`explain_progress.jsonl`, one line per finished batch).
+pub const PROGRESS_FILE: &str = "explain_progress.jsonl";
+
+#[derive(Serialize, Deserialize)]
+struct ChunkProgress {
+    chunk: usize,
+    ids: Vec<String>,
+    probs: Vec<Vec<f32>>,
+    rows: Vec<Row>,
+}
+
+/// Where an explanation writes and whether it continues an interrupted one there: `key` is
+/// what decides its results (models, images, settings), in the audits' resume-key format
+/// (`audit_key.json`, written when the run starts). With `resume`, the finished batches of a run
+/// with the same key are kept; a different key is refused.
+pub struct ExplainRun<'a> {
+    pub out: &'a Path,
+    pub key: AuditKey,
+    pub resume: bool,
+    pub quiet: bool,
+}
+
+/// The finished batches in `run.out` to keep (empty unless resuming a run with the same key);
+/// writes the key for a fresh run.
+fn resume_progress(run: &ExplainRun, inputs: &[ExplainInput]) -> Result<Vec<ChunkProgress>> {
+    let key_file = run.out.join(AUDIT_KEY_FILE);
+    let progress_file = run.out.join(PROGRESS_FILE);
+    if run.resume {
+        match dermrobust_core::report::read_json::<AuditKey>(&key_file) {
+            Ok(saved) if saved == run.key => {
+                let text = std::fs::read_to_string(&progress_file).unwrap_or_default();
+                let mut done = Vec::new();
+                // A line cut short by an interruption ends what is kept.
+                for line in text.lines() {
+                    let Ok(p) = serde_json::from_str::<ChunkProgress>(line) else { break };
+                    let start = done.len() * CHUNK;
+                    let expected: Vec<&str> = inputs.iter().skip(start).take(CHUNK).map(|i| i.id.as_str()).collect();
+                    if p.chunk != done.len() || p.ids.iter().map(String::as_str).ne(expected.iter().copied()) || p.rows.iter().any(|r| !run.out.join(&r.map).is_file()) {
+                        break;
+                    }
+                    done.push(p);
+                }
+                if !run.quiet {
+                    eprintln!("resuming {}: {} of {} images already explained", run.out.display(), (done.len() * CHUNK).min(inputs.len()), inputs.len());
+                }
+                return Ok(done);
+            }
+            Ok(saved) => anyhow::bail!(
+                "cannot resume the explanation in {}: it was made with other {} (run without --resume to start again, or use another --out)",
+                run.out.display(),
+                saved.differences(&run.key).join(", ")
+            ),
+            Err(_) if run.out.join("explain.json").is_file() || progress_file.is_file() => anyhow::bail!(
+                "cannot resume the explanation in {}: it has no readable {AUDIT_KEY_FILE} to check its settings against (run without --resume to start again)",
+                run.out.display()
+            ),
+            Err(_) => {
+                if !run.quiet {
+                    eprintln!("nothing to resume in {}: starting", run.out.display());
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&progress_file);
+    dermrobust_core::report::write_json(&key_file, &run.key)?;
+    Ok(vec![])
+}
+
 /// Explain `inputs` with every method into `out`. `network`: the model's network and metadata
 /// for the randomisation check (gradient models). Returns the outcome (also in `explain.json`).
 #[allow(clippy::too_many_arguments)]
@@ -193,9 +272,9 @@ pub fn run_explain(
     inputs: &[ExplainInput],
     records: &[RecordInput],
     settings: &ExplainSettings,
-    out: &Path,
-    quiet: bool,
+    run: &ExplainRun,
 ) -> Result<ExplainOutcome> {
+    let (out, quiet) = (run.out, run.quiet);
     let classifier = explainer.classifier();
     let classes = classifier.classes().to_vec();
     let fixed_class = match &settings.target_class {
@@ -204,25 +283,28 @@ pub fn run_explain(
     };
     std::fs::create_dir_all(out.join("maps")).with_context(|| format!("cannot create {}", out.display()))?;
     std::fs::create_dir_all(out.join("overlays"))?;
+    let done = resume_progress(run, inputs)?;
     let bar = dermrobust_core::progress::bar(inputs.len() as u64, "explaining", quiet);
     let mut rows: Vec<Row> = Vec::new();
     // Per input: the probabilities. Images and maps are rebuilt and read back when needed, so
     // memory does not grow with the number of images.
     let mut seen: Vec<Vec<f32>> = Vec::new();
-    for (b, chunk) in inputs.chunks(16).enumerate() {
-        let mut images = Vec::new();
-        let mut masks = Vec::new();
+    for p in &done {
+        rows.extend(p.rows.iter().cloned());
+        seen.extend(p.probs.iter().cloned());
+        bar.inc(p.ids.len() as u64);
+    }
+    let mut progress = std::fs::OpenOptions::new().create(true).append(true).open(out.join(PROGRESS_FILE)).with_context(|| format!("cannot write {}", out.join(PROGRESS_FILE).display()))?;
+    for (b, chunk) in inputs.chunks(CHUNK).enumerate().skip(done.len()) {
+        let images: Vec<Image> = chunk.iter().map(|inp| inp.image.clone()).collect();
+        let masks: Vec<Option<Image>> = chunk.iter().map(|inp| inp.mask.clone()).collect();
         let mut ops = Vec::new();
         for inp in chunk {
-            let (op, source) = settings.remedies.op_for(&inp.image, inp.mask.as_ref());
-            let (img, mask) = match &op {
-                Some(op) => (op.apply(&inp.image)?, inp.mask.as_ref().map(|m| op.apply_mask(m)).transpose()?),
-                None => (inp.image.clone(), inp.mask.clone()),
-            };
-            images.push(img);
-            masks.push(mask);
-            ops.push((op.map(|o| serde_json::to_string(&o)).transpose()?.unwrap_or_default(), source.unwrap_or("").to_string()));
+            let op = inp.remedy.as_ref().and_then(|r| r.op.as_ref());
+            let found_by = inp.remedy.as_ref().and_then(|r| r.lesion_found_by).map(|f| f.name()).unwrap_or("");
+            ops.push((op.map(serde_json::to_string).transpose()?.unwrap_or_default(), found_by.to_string()));
         }
+        let first_row = rows.len();
         let probs = classifier.predict(&images)?;
         let targets: Vec<usize> = chunk
             .iter()
@@ -235,7 +317,7 @@ pub fn run_explain(
             .collect();
         let maps_by_method = explain_many(explainer, &settings.methods, &images, &targets, &settings.method_settings)?;
         for (j, inp) in chunk.iter().enumerate() {
-            let index = b * 16 + j;
+            let index = b * CHUNK + j;
             let pred = argmax(&probs[j]);
             for (mi, &m) in settings.methods.iter().enumerate() {
                 let map = &maps_by_method[mi][j];
@@ -276,18 +358,18 @@ pub fn run_explain(
             }
             seen.push(probs[j].clone());
         }
+        let line = serde_json::to_string(&ChunkProgress { chunk: b, ids: chunk.iter().map(|i| i.id.clone()).collect(), probs: probs.clone(), rows: rows[first_row..].to_vec() })?;
+        {
+            use std::io::Write;
+            writeln!(progress, "{line}").and_then(|_| progress.flush()).with_context(|| format!("cannot write {}", out.join(PROGRESS_FILE).display()))?;
+        }
         bar.inc(chunk.len() as u64);
     }
+    drop(progress);
     bar.finish_and_clear();
     let nm = settings.methods.len();
-    // The image as explained (remedies applied) and its mask.
-    let explained = |i: usize| -> Result<(Image, Option<Image>)> {
-        let inp = &inputs[i];
-        Ok(match settings.remedies.op_for(&inp.image, inp.mask.as_ref()).0 {
-            Some(op) => (op.apply(&inp.image)?, inp.mask.as_ref().map(|m| op.apply_mask(m)).transpose()?),
-            None => (inp.image.clone(), inp.mask.clone()),
-        })
-    };
+    // The image as explained (capture remedy applied) and its mask.
+    let explained = |i: usize| -> Result<(Image, Option<Image>)> { Ok((inputs[i].image.clone(), inputs[i].mask.clone())) };
     let map_of = |i: usize, mi: usize| read_npy(&out.join(&rows[i * nm + mi].map));
 
     // Sanity: the same maps from randomised models.
@@ -391,7 +473,10 @@ pub fn run_explain(
             (None, TargetChoice::Predicted) => "predicted".to_string(),
         },
         outcome.layer.as_ref().map(|l| format!(" (CAM layer {l})")).unwrap_or_default(),
-        if settings.remedies.any() { format!("; remedies applied first: {}", serde_json::to_string(&settings.remedies)?) } else { String::new() },
+        match &settings.capture {
+            Some(r) => format!("; Mishra's capture remedy applied to every image when it was loaded: {} (per image in the op and lesion_found_by columns)", r.describe()),
+            None => String::new(),
+        },
         (super::metrics::BORDER * 100.0).round(),
         1.0 - (1.0 - 2.0 * super::metrics::BORDER as f64).powi(2),
     ));
@@ -515,8 +600,9 @@ fn job_sources(records: &[RecordInput]) -> String {
 }
 
 /// Rows of an audit's per-image CSV whose recorded prediction differs from the original one
-/// (`predicted_original` vs `predicted_transformed` / `predicted_perturbed`), largest
-/// `abs_change` first when the file has it: `(image_id, op)`, at most `max`.
+/// (`predicted_original` vs `predicted_transformed` / `predicted_perturbed`; an adversarial
+/// record's `success`), largest `abs_change` (or initial confidence) first, one per image:
+/// `(image_id, op)`, at most `max`.
 pub fn flipped_records(csv_path: &PathBuf, max: usize) -> Result<Vec<(String, ImageOp)>> {
     let mut reader = csv::Reader::from_path(csv_path).with_context(|| format!("cannot open {}", csv_path.display()))?;
     let headers = reader.headers()?.clone();
@@ -524,14 +610,17 @@ pub fn flipped_records(csv_path: &PathBuf, max: usize) -> Result<Vec<(String, Im
     let (id, op) = (col("image_id").context("no image_id column")?, col("op").context("no op column (not a per-image audit record)")?);
     let before = col("predicted_original");
     let after = col("predicted_transformed").or_else(|| col("predicted_perturbed"));
+    // An adversarial record says whether its attack succeeded (under the audit's decision rule).
+    let success = col("success");
     // Largest first: a brittleness record's absolute probability change, or an adversarial
     // record's original confidence.
     let change = col("abs_change").or_else(|| col("initial_confidence"));
     let mut found: Vec<(f64, String, ImageOp)> = Vec::new();
     for rec in reader.records() {
         let rec = rec?;
-        let flipped = match (before, after) {
-            (Some(b), Some(a)) => rec[b] != rec[a],
+        let flipped = match (success, before, after) {
+            (Some(s), _, _) => &rec[s] == "true",
+            (None, Some(b), Some(a)) => rec[b] != rec[a],
             _ => true,
         };
         if flipped {
@@ -540,7 +629,9 @@ pub fn flipped_records(csv_path: &PathBuf, max: usize) -> Result<Vec<(String, Im
         }
     }
     found.sort_by(|a, b| b.0.total_cmp(&a.0));
-    Ok(found.into_iter().take(max).map(|(_, i, o)| (i, o)).collect())
+    // One record per image (its largest), so the gallery shows different images.
+    let mut shown = std::collections::HashSet::new();
+    Ok(found.into_iter().filter(|(_, i, _)| shown.insert(i.clone())).take(max).map(|(_, i, o)| (i, o)).collect())
 }
 
 /// Everything `dermrobust explain` was asked.
@@ -555,33 +646,28 @@ pub struct ExplainJob {
     pub image_files: Vec<PathBuf>,
     /// Per-image CSVs of earlier audits whose flips to show.
     pub records: Vec<PathBuf>,
+    /// Mishra's capture remedy: the model's recorded one by default.
+    pub capture: CaptureChoice,
     pub settings: ExplainSettings,
     pub out: PathBuf,
+    /// Continue an interrupted explanation in `out` (same models, images and settings).
+    pub resume: bool,
 }
 
-/// The images of `part` of `data` read the way `info` says, with their lesion masks.
-fn load_inputs(job: &ExplainJob, model: &Path, info: &crate::evaluation::ModelInfo, quiet: bool) -> Result<(Vec<ExplainInput>, dermrobust_core::data::ImageSet)> {
-    use dermrobust_core::data::{default_cache_dir, Dataset, ImageSet, LoadOptions, Split};
-    let ds = Dataset::open(&job.data, info.label_scheme)?;
-    let opts = LoadOptions { cache_dir: Some(default_cache_dir()), skip_bad: job.skip_bad, masks: true, quiet };
-    let (mut set, _) = ImageSet::load(&ds, &info.preprocess, &opts)?;
-    crate::evaluation::load::reorder_classes(&mut set, &info.classes)?;
+/// The images of `part` of `data` read the way `info` says (the shared loader: preprocessing,
+/// pixel cache, capture remedy), with their lesion masks.
+fn load_inputs(job: &ExplainJob, model: &Path, info: &crate::evaluation::ModelInfo, quiet: bool) -> Result<(Vec<ExplainInput>, dermrobust_core::data::ImageSet, Vec<usize>)> {
     let split = crate::evaluation::split_for(model, job.split.as_deref());
-    let indices: Vec<usize> = match split.filter(|_| job.part != crate::evaluation::ALL_IMAGES) {
-        Some(p) => {
-            let s = Split::load(&p)?;
-            let k = s.part_index(&job.part)?;
-            (0..set.len()).filter(|&i| s.assignment.get(&set.ids[i]) == Some(&k)).collect()
-        }
-        None => (0..set.len()).collect(),
-    };
-    anyhow::ensure!(!indices.is_empty(), "no image of {} in part '{}'", job.data, job.part);
-    let indices = crate::audits::subsample(&indices, job.max_images, 0);
+    let (set, pool) = crate::evaluation::model_data_with_masks(info, &job.data, split.as_deref(), &job.part, job.skip_bad, quiet, true)?;
+    let indices = crate::audits::subsample(&pool, job.max_images, 0);
     if !quiet {
         eprintln!("explaining {} images ({} with lesion masks)", indices.len(), indices.iter().filter(|&&i| set.mask(i).is_some()).count());
     }
-    let inputs = indices.iter().map(|&i| ExplainInput { id: set.ids[i].clone(), image: set.image(i), mask: set.mask(i), label: Some(set.labels[i]) }).collect();
-    Ok((inputs, set))
+    let inputs = indices
+        .iter()
+        .map(|&i| ExplainInput { id: set.ids[i].clone(), image: set.image(i), mask: set.mask(i), label: Some(set.labels[i]), remedy: set.remedy(i).cloned() })
+        .collect();
+    Ok((inputs, set, indices))
 }
 
 /// Run `dermrobust explain`: each model into `out` (or `out/model-K` for several).
@@ -592,19 +678,21 @@ pub fn run_job(job: &ExplainJob, quiet: bool) -> Result<Vec<ExplainOutcome>> {
     for (k, model) in job.models.iter().enumerate() {
         let out = if job.models.len() > 1 { job.out.join(format!("model-{}", k + 1)) } else { job.out.clone() };
         let (classifier, info) = load_model(model)?;
+        let info = info.with_capture(&job.capture);
         if needs_gradients && is_onnx(model) {
             anyhow::bail!("{}", crate::evaluation::gradients::no_gradients_message(model, "gradient explanations (--methods gradcam, ...)"));
         }
-        let (inputs, set) = if job.image_files.is_empty() {
-            let (i, s) = load_inputs(job, model, &info, quiet)?;
-            (i, Some(s))
+        let (inputs, set, images) = if job.image_files.is_empty() {
+            let (i, s, idx) = load_inputs(job, model, &info, quiet)?;
+            (i, Some(s), idx)
         } else {
             let mut v = Vec::new();
             for f in &job.image_files {
-                let img = dermrobust_core::imaging::io::read_rgb(f)?;
-                v.push(ExplainInput { id: f.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), image: info.preprocess.apply(&img), mask: None, label: None });
+                let (image, remedy) = info.read_image(f)?;
+                v.push(ExplainInput { id: f.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(), image, mask: None, label: None, remedy });
             }
-            (v, None)
+            let n = v.len();
+            (v, None, (0..n).collect())
         };
         let mut records = Vec::new();
         for csv_path in &job.records {
@@ -616,14 +704,33 @@ pub fn run_job(job: &ExplainJob, quiet: bool) -> Result<Vec<ExplainOutcome>> {
                 }
             }
         }
+        let mut settings = job.settings.clone();
+        settings.capture = info.capture.clone();
+        let key = AuditKey {
+            audit: "explain".to_string(),
+            data: if job.image_files.is_empty() { job.data.to_string() } else { job.image_files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(",") },
+            models: vec![fingerprint(model)?],
+            subject: serde_json::json!({
+                "split": if job.image_files.is_empty() { crate::evaluation::split_for(model, job.split.as_deref()) } else { None },
+                "part": job.part,
+                "records": job.records,
+            }),
+            settings: match serde_json::to_value(&settings)? {
+                serde_json::Value::Object(m) => m,
+                _ => unreachable!("settings are a struct"),
+            },
+            images: images.clone(),
+            pool: set.as_ref().map(|s| s.len()).unwrap_or(images.len()),
+        };
+        let run = ExplainRun { out: &out, key, resume: job.resume, quiet };
         let name = model.display().to_string();
         let outcome = if is_onnx(model) {
-            run_explain(&name, &Explainer::BlackBox(classifier.as_ref()), None, &inputs, &records, &job.settings, &out, quiet)?
+            run_explain(&name, &Explainer::BlackBox(classifier.as_ref()), None, &inputs, &records, &settings, &run)?
         } else {
             let device = crate::device::inference_device();
             let (net, meta) = crate::models::checkpoint::load(&crate::models::run_dir::resolve_model_path(model), &device)?;
             let diff = DifferentiableModel::from_model(net.clone(), meta.clone());
-            run_explain(&name, &Explainer::Gradients(&diff), Some((&net, &meta)), &inputs, &records, &job.settings, &out, quiet)?
+            run_explain(&name, &Explainer::Gradients(&diff), Some((&net, &meta)), &inputs, &records, &settings, &run)?
         };
         outcomes.push(outcome);
     }
