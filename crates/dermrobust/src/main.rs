@@ -133,6 +133,7 @@ impl RunArgs {
             let sub = matches.subcommand_matches(subcommand).expect("subcommand was parsed");
             self.config.merge_toml(file, sub).with_context(|| format!("reading {}", file.display()))?;
         }
+        self.config.apply_recipe();
         Ok((self.config, self.out))
     }
 }
@@ -199,7 +200,10 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<()> {
         Command::Audit(AuditCommand::Brittleness(a)) => commands::audit::brittleness(&a, quiet),
         Command::Audit(AuditCommand::Adversarial(a)) => commands::adversarial::run(&a, quiet),
         Command::Audit(AuditCommand::Artefacts(a)) => commands::artefacts::run(&a, quiet),
-        Command::Experiment(a) => dermrobust::audits::experiment::run(&a, quiet),
+        Command::Experiment(mut a) => {
+            a.config.apply_recipe();
+            dermrobust::audits::experiment::run(&a, quiet)
+        }
     }
 }
 

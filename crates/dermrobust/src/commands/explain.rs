@@ -20,7 +20,8 @@ pub struct ExplainArgs {
     #[arg(long = "image")]
     pub images: Vec<PathBuf>,
     /// Comma-separated: gradcam, gradcam++, xgradcam, hirescam, layercam, guided-backprop,
-    /// guided-gradcam (gradient methods), occlusion, rise (black-box, also for ONNX models).
+    /// guided-gradcam (gradient methods), occlusion, rise (black-box, also for ONNX models),
+    /// attention (an attention model's own maps: attention-pool3 and attention-pool4).
     #[arg(long, default_value = "gradcam,gradcam++,guided-backprop,guided-gradcam", value_delimiter = ',')]
     pub methods: Vec<Method>,
     /// The CAM layer (default: the last backbone stage: layer4, block5, norm5).
@@ -86,7 +87,7 @@ impl ExplainArgs {
             bail!("--rise-masks must be at least 1");
         }
         let settings = ExplainSettings {
-            methods: self.methods.clone(),
+            methods: Method::expand(&self.methods),
             target: self.target,
             target_class: self.class.clone(),
             method_settings: MethodSettings {

@@ -296,8 +296,7 @@ impl DifferentiableClassifier for DifferentiableModel {
         // Split the network at the layer: the activation becomes a leaf of the graph, so its
         // gradient is retained (exactly the gradient a hook would see).
         let x = images_to_tensor(images, &self.device);
-        let activation = member.model.forward_through(normalise(x, &member.meta.config), index).detach().require_grad();
-        let logits = member.model.forward_after(activation.clone(), index);
+        let (activation, logits) = member.model.forward_split(normalise(x, &member.meta.config), index);
         let (objective, _) = self.objective(std::slice::from_ref(&logits), target);
         let grads = objective.backward();
         let ga = activation.grad(&grads).context("the layer received no gradient")?;

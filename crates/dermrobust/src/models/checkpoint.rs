@@ -84,16 +84,30 @@ fn torchvision_key_map(arch: Arch) -> Vec<(String, String)> {
         .to_vec(),
         // `vgg16_bn`: `features` is one sequence of (conv, batch norm, ReLU) x n + max-pool per
         // stage. Its dense classifier has no counterpart in our pooled head and stays unused.
-        Arch::Vgg16Gap => {
+        // AttnMel-CNN's backbone is the same `vgg16_bn` (Yan et al. start from it); its attention
+        // modules are new (`head.attention.*`, reported as missing head parameters).
+        Arch::Vgg16Gap | Arch::Attnmel => {
             let mut map = Vec::new();
             let mut index = 0;
             for (s, convs) in [2, 2, 3, 3, 3].into_iter().enumerate() {
                 for k in 0..convs {
                     map.push(pair(format!(r"^features\.{index}\."), format!("{}.convs.{k}.", stage(s))));
                     map.push(pair(format!(r"^features\.{}\.", index + 1), format!("{}.norms.{k}.", stage(s))));
+                    // The authors' AttnVGG (github.com/SaoYan/IPMI2019-AttnMel) keeps each stage's
+                    // (conv, batch norm, ReLU) x n as `conv_block{s+1}`.
+                    if arch == Arch::Attnmel {
+                        map.push(pair(format!(r"^conv_block{}\.{}\.", s + 1, 3 * k), format!("{}.convs.{k}.", stage(s))));
+                        map.push(pair(format!(r"^conv_block{}\.{}\.", s + 1, 3 * k + 1), format!("{}.norms.{k}.", stage(s))));
+                    }
                     index += 3;
                 }
                 index += 1;
+            }
+            if arch == Arch::Attnmel {
+                // AttnVGG's attention modules and classifier.
+                for (from, to) in [(r"^attn1\.W_l\.", "head.attention.pool3.w_l."), (r"^attn1\.W_g\.", "head.attention.pool3.w_g."), (r"^attn1\.phi\.", "head.attention.pool3.phi."), (r"^attn2\.W_l\.", "head.attention.pool4.w_l."), (r"^attn2\.W_g\.", "head.attention.pool4.w_g."), (r"^attn2\.phi\.", "head.attention.pool4.phi."), (r"^cls\.", "head.out.")] {
+                    map.push(pair(from.into(), to.into()));
+                }
             }
             map
         }

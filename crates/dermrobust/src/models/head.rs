@@ -27,6 +27,9 @@ pub struct Head {
     pub bn2: Option<BatchNorm>,
     pub drop2: Dropout,
     pub out: Linear,
+    /// AttnMel-CNN's attention modules (Yan et al. 2019), which make the head's input from the
+    /// pool-3, pool-4 and pool-5 maps; `None` for every other architecture.
+    pub attention: Option<super::attnmel::AttnMelAttention>,
 }
 
 impl Head {
@@ -42,6 +45,7 @@ impl Head {
                     bn2: bn(hidden, device),
                     drop2: DropoutConfig::new(dropout).init(),
                     out: LinearConfig::new(hidden, num_classes).init(device),
+                    attention: None,
                 }
             }
             HeadKind::Linear => Head {
@@ -52,6 +56,7 @@ impl Head {
                 bn2: None,
                 drop2: DropoutConfig::new(dropout).init(),
                 out: LinearConfig::new(channels, num_classes).init(device),
+                attention: None,
             },
         }
     }

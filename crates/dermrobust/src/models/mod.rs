@@ -6,6 +6,7 @@
 //! for Grad-CAM; inputs are raw `[0, 1]` RGB so gradients with respect to the image (FGSM) are
 //! in pixel units.
 
+pub mod attnmel;
 pub mod checkpoint;
 pub mod densenet;
 pub mod head;
@@ -34,10 +35,13 @@ pub enum Arch {
     /// VGG-16 (with batch norm) whose dense layers are replaced by global pooling.
     Vgg16Gap,
     Densenet121,
+    /// AttnMel-CNN (Yan et al. 2019): VGG-16 (with batch norm) without dense layers and two
+    /// attention modules on pool-3 and pool-4 guided by pool-5 ([`attnmel`]).
+    Attnmel,
 }
 
 impl Arch {
-    pub const ALL: [Arch; 5] = [Arch::Resnet18, Arch::Resnet34, Arch::Resnet50, Arch::Vgg16Gap, Arch::Densenet121];
+    pub const ALL: [Arch; 6] = [Arch::Resnet18, Arch::Resnet34, Arch::Resnet50, Arch::Vgg16Gap, Arch::Densenet121, Arch::Attnmel];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +50,7 @@ impl Arch {
             Arch::Resnet50 => "resnet50",
             Arch::Vgg16Gap => "vgg16-gap",
             Arch::Densenet121 => "densenet121",
+            Arch::Attnmel => "attnmel",
         }
     }
 
@@ -53,7 +58,7 @@ impl Arch {
     fn early_stages(self) -> usize {
         match self {
             Arch::Resnet18 | Arch::Resnet34 | Arch::Resnet50 => 3,
-            Arch::Vgg16Gap => 3,
+            Arch::Vgg16Gap | Arch::Attnmel => 3,
             Arch::Densenet121 => 5,
         }
     }
@@ -115,10 +120,24 @@ impl ModelConfig {
             Arch::Resnet50 => resnet::build(50, self.width, self.anti_alias, device),
             Arch::Vgg16Gap => vgg::build(self.width, self.anti_alias, device),
             Arch::Densenet121 => densenet::build(self.width, self.anti_alias, device),
+            Arch::Attnmel => vgg::build(self.width, self.anti_alias, device),
         };
         let mut early = stages;
         let late = early.split_off(self.arch.early_stages().min(early.len()));
-        Classifier { body_early: early, body_late: late, head: head::Head::new(self.head, channels, self.num_classes, self.dropout, device) }
+        let head = if self.arch == Arch::Attnmel {
+            // The head reads [GAP(pool-5), g_3, g_4] (Yan's classifier input).
+            let taps = [scaled(256, self.width), scaled(512, self.width), channels];
+            let total = taps.iter().sum();
+            let mut h = head::Head::new(self.head, total, self.num_classes, self.dropout, device);
+            if self.head == HeadKind::Linear {
+                h.out = attnmel::classifier(total, self.num_classes, device);
+            }
+            h.attention = Some(attnmel::AttnMelAttention::new(taps, device));
+            h
+        } else {
+            head::Head::new(self.head, channels, self.num_classes, self.dropout, device)
+        };
+        Classifier { body_early: early, body_late: late, head }
     }
 }
 
@@ -225,8 +244,46 @@ impl Classifier {
     }
 
     /// Logits from the output of backbone stage `last` (the rest of the network).
+    /// (Not for an attention model, whose head also reads earlier stages: use
+    /// [`forward_split`](Self::forward_split).)
     pub fn forward_after(&self, activation: Tensor<4>, last: usize) -> Tensor<2> {
         self.head_forward(self.stages().skip(last + 1).fold(activation, |x, s| s.forward(x)))
+    }
+
+    /// The output of backbone stage `last` for normalised input, made a leaf of the autodiff
+    /// graph (so its gradient is kept), and the logits computed from it: for gradients with
+    /// respect to a layer. Works for every architecture (an attention model's head also reads
+    /// earlier stages, which do not depend on the leaf).
+    pub fn forward_split(&self, x: Tensor<4>, last: usize) -> (Tensor<4>, Tensor<2>) {
+        let mut leaf = None;
+        let mut taps = Vec::new();
+        let mut x = x;
+        for (i, s) in self.stages().enumerate() {
+            x = s.forward(x);
+            if i == last {
+                x = x.detach().require_grad();
+                leaf = Some(x.clone());
+            }
+            if self.head.attention.is_some() {
+                taps.push(x.clone());
+            }
+        }
+        let logits = match &self.head.attention {
+            Some(_) => self.attention_output(taps).logits,
+            None => self.head_forward(x),
+        };
+        (leaf.unwrap_or_else(|| panic!("stage {last} does not exist (the model has {} stages)", self.stages().count())), logits)
+    }
+
+    /// Logits and attention maps of an attention model from its stage outputs.
+    fn attention_output(&self, mut taps: Vec<Tensor<4>>) -> ModelOutput {
+        let attention = self.head.attention.as_ref().expect("an attention model");
+        let [i3, i4, i5] = attnmel::TAPS;
+        let pool5 = taps[i5].clone();
+        let pool4 = taps[i4].clone();
+        let pool3 = taps.swap_remove(i3);
+        let (features, maps) = attention.forward(pool3, pool4, pool5);
+        ModelOutput { logits: self.head_forward(features), maps }
     }
 
     /// Fold every batch norm that follows a convolution into it (ResNet, VGG): the same
@@ -245,13 +302,26 @@ impl Classifier {
 
     /// Logits for normalised input `[N, 3, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        if self.head.attention.is_some() {
+            return self.forward_output(x).logits;
+        }
         self.head_forward(self.features(x))
     }
 
-    /// Logits and extra outputs for normalised input (the architectures so far have no extra
-    /// outputs; an attention model returns its maps here).
+    /// Logits and extra outputs for normalised input: AttnMel-CNN returns its two attention maps
+    /// ([`attnmel::MAP_POOL3`], [`attnmel::MAP_POOL4`], `[N, 1, h, w]` in (0, 1)); the other
+    /// architectures have none.
     pub fn forward_output(&self, x: Tensor<4>) -> ModelOutput {
-        ModelOutput { logits: self.forward(x), maps: vec![] }
+        if self.head.attention.is_none() {
+            return ModelOutput { logits: self.forward(x), maps: vec![] };
+        }
+        let mut taps = Vec::new();
+        let mut x = x;
+        for s in self.stages() {
+            x = s.forward(x);
+            taps.push(x.clone());
+        }
+        self.attention_output(taps)
     }
 }
 

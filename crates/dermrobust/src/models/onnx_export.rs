@@ -60,6 +60,13 @@ pub fn model_proto(model: &Classifier, meta: &ModelMeta) -> Result<pb::ModelProt
     if meta.classes.len() != c.num_classes {
         bail!("the model has {} outputs but names {} classes", c.num_classes, meta.classes.len());
     }
+    if model.head.attention.is_some() {
+        bail!(
+            "{} models are not exported to ONNX: the attention head (bilinear up-sampling of pool-5, sigmoid maps over pool-3 and pool-4) has no exporter yet; \
+             audit the model directly (every audit takes a dermrobust model folder)",
+            c.arch
+        );
+    }
     let size = meta.preprocess.size;
     let mut g = GraphBuilder::default();
     let mut x = Value { name: INPUT_NAME.into(), c: 3, h: size, w: size };

@@ -30,6 +30,14 @@ pub fn draw<R: Rng>(preset: AugmentPreset, rng: &mut R) -> ImageOp {
             let gain = [rng.random_range(0.9..1.1), rng.random_range(0.9..1.1), rng.random_range(0.9..1.1)];
             ops.push(ImageOp::ColourBalance { gain, offset: [0.0; 3] });
         }
+        AugmentPreset::Yan => {
+            // github.com/SaoYan/IPMI2019-AttnMel train.py: RandomCrop((224, 224)) of 256,
+            // RandomRotate (0/90/180/270), RandomHorizontalFlip, RandomVerticalFlip.
+            let shift = (256.0 - 224.0) / 2.0 / 224.0;
+            ops.push(ImageOp::Translate { dx: rng.random_range(-shift..shift), dy: rng.random_range(-shift..shift), fill: BorderFill::Reflect });
+            ops.push(ImageOp::Rotate { degrees: 90.0 * rng.random_range(0..4) as f32, fill: BorderFill::Reflect });
+            flips(rng, &mut ops);
+        }
         AugmentPreset::Strong => {
             // Maron et al.'s "additional data augmentation": transformations of the kinds the
             // brittleness audit applies, at and beyond its magnitudes.

@@ -60,6 +60,22 @@ pub enum AugmentPreset {
     /// up to 0.4 of the hue circle (torchvision `ColorJitter(hue=0.4)`) and per-channel gains in
     /// the colour attack's range (their remedy against colour and rotation attacks).
     Jitter,
+    /// Yan et al.'s training augmentation (their `transform_train`): horizontal and vertical flips,
+    /// quarter turns, and a random 224-of-256 crop, here a random shift of up to (256 - 224) / 2 / 224
+    /// of the side (borders reflected) on images read with `--centre-crop 0.7` (= 0.8 x 224/256, so
+    /// that training and evaluation see the same central view as their 0.8 crop + centre 224 crop).
+    Yan,
+}
+
+/// A named set of training options (`--recipe`): each sets every option still at its default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recipe {
+    /// Yan et al. 2019 (AttnMel-CNN, their `train.py`): SGD momentum 0.9, weight decay 1e-4,
+    /// lr 0.01 x 0.1 every 10 epochs, 50 epochs, batch 32, oversampling, focal loss (gamma 2),
+    /// the `yan` augmentation, centre crop 0.7 (see the `yan` augmentation), linear head without
+    /// dropout; the best epoch by validation AUROC (always so).
+    Yan,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -93,7 +109,7 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = 0.15)]
     pub test_fraction: f64,
 
-    /// Architecture: resnet18, resnet34, resnet50, vgg16-gap, densenet121.
+    /// Architecture: resnet18, resnet34, resnet50, vgg16-gap, densenet121, attnmel (Yan et al. 2019).
     #[arg(long, default_value = "resnet18")]
     pub arch: Arch,
     /// Channel width multiplier (0.25 = a quarter of the published widths).
@@ -197,6 +213,21 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = 3)]
     pub adversarial_steps: usize,
 
+    /// AttnMel-CNN-Lesion (Yan et al.): add Dice terms between the attention maps and the lesion
+    /// masks to the loss (needs --arch attnmel and a dataset with masks).
+    #[arg(long, default_value_t = false)]
+    pub attention_masks: bool,
+    /// Weight of the pool-3 attention Dice term (Yan's code: 0.001).
+    #[arg(long, default_value_t = 0.001)]
+    pub lambda_pool3: f64,
+    /// Weight of the pool-4 attention Dice term (Yan's code: 0.01).
+    #[arg(long, default_value_t = 0.01)]
+    pub lambda_pool4: f64,
+    /// Start from a named recipe (yan): it sets every option left at its default value; options
+    /// given with other values win.
+    #[arg(long, value_enum)]
+    pub recipe: Option<Recipe>,
+
     /// Stop when validation AUROC has not improved for this many epochs (0 = never).
     #[arg(long, default_value_t = 0)]
     pub patience: usize,
@@ -229,7 +260,7 @@ impl Default for TrainConfig {
 }
 
 /// Options without a default, which TOML leaves out when unset.
-const OPTIONAL_KEYS: [&str; 9] = ["split", "pretrained", "centre_crop", "cache_dir", "max_batches", "clip_grad_norm", "bias_artefact", "bias_class", "artefact_templates"];
+const OPTIONAL_KEYS: [&str; 10] = ["split", "pretrained", "centre_crop", "cache_dir", "max_batches", "clip_grad_norm", "bias_artefact", "bias_class", "artefact_templates", "recipe"];
 
 /// The capture remedy's options without a default (TOML leaves them out when unset).
 const CAPTURE_KEYS: [&str; 2] = ["gamma", "fov"];
@@ -256,6 +287,41 @@ impl TrainConfig {
 }
 
 impl TrainConfig {
+    /// Apply `--recipe`: every option the recipe names that still has its default value takes
+    /// the recipe's value (so an option given with another value wins). Without a recipe, nothing
+    /// changes.
+    pub fn apply_recipe(&mut self) {
+        let Some(recipe) = self.recipe else { return };
+        let d = TrainConfig::default();
+        macro_rules! set {
+            ($field:ident, $value:expr) => {
+                if self.$field == d.$field {
+                    self.$field = $value;
+                }
+            };
+        }
+        match recipe {
+            Recipe::Yan => {
+                set!(optimizer, OptimizerKind::Sgd);
+                set!(momentum, 0.9);
+                set!(weight_decay, 1e-4);
+                set!(lr, 0.01);
+                set!(schedule, ScheduleKind::Step);
+                set!(step_epochs, 10);
+                set!(step_gamma, 0.1);
+                set!(epochs, 50);
+                set!(batch_size, 32);
+                set!(oversample, true);
+                set!(loss, LossKind::Focal);
+                set!(focal_gamma, 2.0);
+                set!(augment, AugmentPreset::Yan);
+                set!(centre_crop, Some(0.7));
+                set!(head, HeadKind::Linear);
+                set!(dropout, 0.0);
+            }
+        }
+    }
+
     /// Check every option's range. The error lists each bad option by its flag, e.g.
     /// `--batch-size must be at least 1, got 0` (one line per problem), so a run never starts with
     /// a value that would give NaN losses, an empty split or a division by zero.
@@ -321,6 +387,11 @@ impl TrainConfig {
         };
         non_negative("weight-decay", self.weight_decay);
         non_negative("focal-gamma", self.focal_gamma);
+        non_negative("lambda-pool3", self.lambda_pool3);
+        non_negative("lambda-pool4", self.lambda_pool4);
+        if self.attention_masks && self.arch != Arch::Attnmel {
+            problems.push(format!("--attention-masks regularises AttnMel-CNN's attention maps: it needs --arch attnmel, not {}", self.arch));
+        }
         if let Err(e) = self.capture.remedy() {
             problems.push(e.to_string());
         }

@@ -1,5 +1,6 @@
 //! Training: configuration, augmentation, losses, schedules, batches and the loop.
 
+pub mod attention;
 pub mod augment;
 pub mod batch;
 pub mod bias;

@@ -41,8 +41,9 @@ pub struct TrainData {
 }
 
 /// Open the dataset, make or reuse the split, decode (or read cached) pixels.
+/// Masks are loaded when the configuration's loss terms need them (`--attention-masks`).
 pub fn prepare_data(cfg: &TrainConfig, out: &Path, quiet: bool) -> Result<TrainData> {
-    prepare_data_with_masks(cfg, out, quiet, false)
+    prepare_data_with_masks(cfg, out, quiet, cfg.attention_masks)
 }
 
 /// [`prepare_data`], with the lesion masks loaded too when `masks` (for loss terms that use
@@ -217,8 +218,9 @@ fn validate(model: &TrainedModel, set: &ImageSet, val: &[usize]) -> Result<(f64,
 }
 
 /// Train one model into `out`. With `resume`, continue from `out/checkpoint`.
+/// The configuration's own loss terms (`--attention-masks`: Yan's Dice terms) are added.
 pub fn train_one(cfg: &TrainConfig, data: &TrainData, out: &Path, resume: bool, quiet: bool) -> Result<RunResult> {
-    train_one_with_terms(cfg, data, out, resume, quiet, &[])
+    train_one_with_terms(cfg, data, out, resume, quiet, &super::attention::config_terms(cfg))
 }
 
 /// [`train_one`] with extra loss terms added to the classification loss (terms that need masks

@@ -4,6 +4,7 @@
 //! any [`ImageClassifier`], ONNX models included. Every method returns maps in one format: a
 //! 1-channel [`Image`] of the input's size with values in [0, 1].
 
+pub mod attention;
 pub mod blackbox;
 pub mod cam;
 pub mod guided;
@@ -33,10 +34,13 @@ pub enum Method {
     GuidedGradCam,
     Occlusion,
     Rise,
+    /// An attention model's own attention map (AttnMel-CNN: `attention-pool3`, `attention-pool4`;
+    /// `attention` asks for both).
+    Attention(attention::AttentionLayer),
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 12] = [
         Method::Cam(CamMethod::GradCam),
         Method::Cam(CamMethod::GradCamPlusPlus),
         Method::Cam(CamMethod::XGradCam),
@@ -46,6 +50,9 @@ impl Method {
         Method::GuidedGradCam,
         Method::Occlusion,
         Method::Rise,
+        Method::Attention(attention::AttentionLayer::Both),
+        Method::Attention(attention::AttentionLayer::Pool3),
+        Method::Attention(attention::AttentionLayer::Pool4),
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,7 +62,27 @@ impl Method {
             Method::GuidedGradCam => "guided-gradcam",
             Method::Occlusion => "occlusion",
             Method::Rise => "rise",
+            Method::Attention(attention::AttentionLayer::Both) => "attention",
+            Method::Attention(attention::AttentionLayer::Pool3) => "attention-pool3",
+            Method::Attention(attention::AttentionLayer::Pool4) => "attention-pool4",
         }
+    }
+
+    /// `methods` with `attention` replaced by the two attention maps (pool-3, pool-4).
+    pub fn expand(methods: &[Method]) -> Vec<Method> {
+        let mut out = Vec::new();
+        for &m in methods {
+            let add: Vec<Method> = match m {
+                Method::Attention(attention::AttentionLayer::Both) => vec![Method::Attention(attention::AttentionLayer::Pool3), Method::Attention(attention::AttentionLayer::Pool4)],
+                m => vec![m],
+            };
+            for a in add {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
     }
 
     /// Whether the method needs gradients (a dermrobust model, not ONNX).
@@ -136,6 +163,7 @@ pub fn explain(explainer: &Explainer, method: Method, images: &[Image], classes:
     match (method, explainer) {
         (Method::Occlusion, e) => blackbox::occlusion(e.classifier(), images, classes, &settings.occlusion),
         (Method::Rise, e) => blackbox::rise(e.classifier(), images, classes, &settings.rise),
+        (Method::Attention(layer), Explainer::Gradients(model)) => attention::attention_maps(model, images, layer),
         (m, Explainer::BlackBox(c)) => bail!("{m} needs gradients, which {} cannot give: use occlusion or rise", c.describe()),
         (Method::Cam(c), Explainer::Gradients(model)) => {
             let layer = settings.layer_for(model)?;
