@@ -571,7 +571,7 @@ pub fn run_explain(
     }
     if !records.is_empty() {
         report.heading("Flips of earlier audits: maps before and after");
-        report.paragraph(&format!("From {}. Each row: the original image and its maps, then the perturbed image (rebuilt from the record's operation) and its maps; each map explains the class predicted for its image.", job_sources(records)));
+        report.paragraph(&format!("From {}: the records whose decision changed (brittleness) or whose attack succeeded (adversarial), under the audit's own decision rule, one per image, largest change (or initial confidence) first. Each row: the original image and its maps, then the perturbed image (rebuilt from the record's operation) and its maps; each map explains the most probable class for its image, and the captions give every class's probability.", job_sources(records)));
         for r in records {
             let perturbed = r.op.apply(&r.original)?;
             let pair = [r.original.clone(), perturbed];
@@ -580,7 +580,10 @@ pub fn run_explain(
             let mut row: Vec<(Vec<u8>, String)> = Vec::new();
             let all_maps = explain_many(explainer, &settings.methods, &pair, &targets, &settings.method_settings)?;
             for k in 0..2 {
-                let label = if k == 0 { format!("{}: {}", r.image_id, classes[targets[0]]) } else { format!("{}: {}", r.op.label(), classes[targets[1]]) };
+                // The probabilities say how far a flip under the audit's decision rule (e.g.
+                // `--decision balanced`) moved the model, which its most probable class may not show.
+                let probs_text = probs[k].iter().zip(&classes).map(|(p, c)| format!("{c} {p:.2}")).collect::<Vec<_>>().join(", ");
+                let label = if k == 0 { format!("{}: {} ({probs_text})", r.image_id, classes[targets[0]]) } else { format!("{}: {} ({probs_text})", r.op.label(), classes[targets[1]]) };
                 row.push((encode_png(&enlarged(&pair[k], 128))?, label));
                 for (mi, m) in settings.methods.iter().enumerate() {
                     row.push((encode_png(&enlarged(&overlay(&pair[k], &all_maps[mi][k]), 128))?, format!("{m}")));
