@@ -22,6 +22,9 @@ pub struct BinaryMetrics {
     pub positive_class: String,
     pub auroc: ConfidenceInterval,
     pub average_precision: f64,
+    /// The average precision with its 95% bootstrap interval (absent in files written before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_precision_ci: Option<ConfidenceInterval>,
     pub pr_auc: f64,
     pub at_half: metrics::BinaryAtThreshold,
     pub youden: metrics::BinaryAtThreshold,
@@ -124,6 +127,11 @@ pub fn evaluate(labels: &[usize], probs: &[Vec<f32>], classes: &[String], seed: 
                 metrics::roc_auc(&l, &s).ok()
             })?,
             average_precision: metrics::average_precision(&pos_labels, &pos_scores)?,
+            average_precision_ci: Some(metrics::bootstrap_ci(labels.len(), BOOTSTRAP_RESAMPLES, 0.95, seed, |idx| {
+                let l: Vec<bool> = idx.iter().map(|&i| pos_labels[i]).collect();
+                let s: Vec<f64> = idx.iter().map(|&i| pos_scores[i]).collect();
+                metrics::average_precision(&l, &s).ok()
+            })?),
             pr_auc: metrics::pr_auc(&pos_labels, &pos_scores)?,
             at_half: metrics::at_threshold(&pos_labels, &pos_scores, 0.5)?,
             youden: metrics::youden_optimal(&pos_labels, &pos_scores)?,
@@ -169,7 +177,10 @@ impl EvalMetrics {
             s += &format!("macro AUROC        {}\n", ci(a));
         }
         if let Some(b) = &self.binary {
-            s += &format!("{} AUROC (vs rest)  {}   AP {:.3}\n", b.positive_class, ci(&b.auroc), b.average_precision);
+            match &b.average_precision_ci {
+                Some(ap) => s += &format!("{} AUROC (vs rest)  {}   AP {}\n", b.positive_class, ci(&b.auroc), ci(ap)),
+                None => s += &format!("{} AUROC (vs rest)  {}   AP {:.3}\n", b.positive_class, ci(&b.auroc), b.average_precision),
+            }
         }
         if let Some(a) = self.melanoma_vs_nevus_auroc {
             s += &format!("mel vs nv AUROC    {a:.3}\n");

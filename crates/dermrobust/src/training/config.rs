@@ -123,7 +123,8 @@ pub struct TrainConfig {
     #[arg(long, default_value_t = false)]
     pub anti_alias: bool,
     /// Start from torchvision-layout weights (.pth or .safetensors): resnet18/34/50, vgg16_bn (for
-    /// vgg16-gap; its dense classifier is not used) or densenet121, at the same width.
+    /// vgg16-gap and attnmel; its dense classifier is not used; attnmel also takes the authors'
+    /// AttnVGG checkpoints) or densenet121, at the same width.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
 
