@@ -67,6 +67,11 @@ struct BenchResult {
     infer_images_per_s: f64,
     /// Inference with batch norm folded into the convolutions (what evaluation and audits use).
     infer_folded_images_per_s: f64,
+    /// Inference through `--engine` (tract or ort), when it is not burn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    infer_engine_images_per_s: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -115,7 +120,35 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     };
     let eval = model.valid();
     let infer = time_inference(&eval);
-    let infer_folded = time_inference(&eval.fold_batch_norm());
+    let folded = eval.fold_batch_norm();
+    let infer_folded = time_inference(&folded);
+    // The engine chosen with --engine, when it is not burn: the same folded model through it
+    // (probabilities of the same input, as the inference-only commands compute them).
+    let engine = crate::evaluation::engine::engine();
+    let infer_engine = if engine == crate::evaluation::engine::Engine::Burn {
+        None
+    } else {
+        let meta = crate::models::checkpoint::ModelMeta {
+            config: config.clone(),
+            classes: (0..a.classes).map(|k| format!("class{k}")).collect(),
+            label_scheme: dermrobust_core::data::LabelScheme::Native,
+            preprocess: dermrobust_core::data::Preprocess { size: a.res, centre_crop: None },
+            capture: None,
+        };
+        let trained = crate::evaluation::TrainedModel { model: folded, meta, device: cpu.clone(), batch_size: a.batch };
+        let fast = crate::evaluation::engine::EngineModel::new(trained, engine)?;
+        let plane = 3 * a.res * a.res;
+        let images: Vec<dermrobust_core::imaging::Image> = pixels.chunks(plane).map(|c| dermrobust_core::imaging::Image::new(3, a.res, a.res, c.to_vec())).collect();
+        let mut times = Vec::new();
+        for it in 0..a.iters + 2 {
+            let t = Instant::now();
+            let _ = crate::evaluation::ImageClassifier::predict(&fast, &images)?;
+            if it >= 2 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        Some(a.batch as f64 / median(times))
+    };
     let r = BenchResult {
         arch: a.arch.to_string(),
         width: a.width,
@@ -125,6 +158,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         train_images_per_s: a.batch as f64 / median(train_times),
         infer_images_per_s: a.batch as f64 / infer,
         infer_folded_images_per_s: a.batch as f64 / infer_folded,
+        engine: infer_engine.map(|_| engine.flag().to_string()),
+        infer_engine_images_per_s: infer_engine,
     };
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
@@ -133,6 +168,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             "{} x{} at {}px, batch {}, {} threads: train {:.1} images/s, inference {:.1} images/s ({:.1} with batch norm folded)",
             r.arch, r.width, r.res, r.batch, r.threads, r.train_images_per_s, r.infer_images_per_s, r.infer_folded_images_per_s
         );
+        if let Some(v) = r.infer_engine_images_per_s {
+            println!("inference on {engine}: {v:.1} images/s");
+        }
     }
     Ok(())
 }
