@@ -28,4 +28,14 @@ fn a_models_split_is_found_in_its_run_or_its_experiment() {
     let other = tmp.path().join("other.json");
     assert_eq!(split_for(&cell, Some(&other)), Some(other.clone()));
     assert_eq!(split_for(&tmp.path().join("net.onnx"), None), None);
+    // A run trained with --split FILE keeps no copy: its manifest names the file.
+    let named = tmp.path().join("named-run");
+    std::fs::create_dir_all(named.join("model")).unwrap();
+    std::fs::write(named.join("model/model.json"), "{}").unwrap();
+    let shared = tmp.path().join("shared-split.json");
+    std::fs::write(named.join("manifest.json"), format!("{{\"split_file\": {:?}}}", shared.display().to_string())).unwrap();
+    assert_eq!(split_for(&named, None), None, "the named file does not exist yet");
+    touch(&shared);
+    assert_eq!(split_for(&named, None), Some(shared.clone()));
+    assert_eq!(split_for(&named.join("model"), None), Some(shared));
 }

@@ -48,9 +48,14 @@ impl RunDir {
     pub fn split(&self) -> PathBuf {
         self.root.join(Self::SPLIT)
     }
-    /// The run's split file, if it exists.
+    /// The run's split file, if it exists: its own `split.json`, else the file its manifest names
+    /// (`split_file`: a run trained with `--split FILE` uses that file and keeps no copy).
     pub fn existing_split(&self) -> Option<PathBuf> {
-        Some(self.split()).filter(|p| p.is_file())
+        if let Some(own) = Some(self.split()).filter(|p| p.is_file()) {
+            return Some(own);
+        }
+        let manifest: serde_json::Value = dermrobust_core::report::read_json(&self.manifest()).ok()?;
+        manifest.get("split_file")?.as_str().map(PathBuf::from).filter(|p| p.is_file())
     }
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.json")
