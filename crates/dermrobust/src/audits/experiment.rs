@@ -232,7 +232,14 @@ pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<
     let mut clean_cfg = a.config.clone();
     clean_cfg.bias_artefact = None;
     clean_cfg.bias_class = None;
-    let data = prepare_data_with_masks(&clean_cfg, &a.out, quiet, audit.needs_masks() || a.config.bias_artefact.is_some())?;
+    // `--attention-masks` (AttnMel-CNN-Lesion) regularises every cell's attention model.
+    if a.config.attention_masks {
+        if let Some(x) = a.archs.iter().find(|x| **x != Arch::Attnmel) {
+            bail!("--attention-masks regularises AttnMel-CNN's attention maps: every --archs must be attnmel, not {x}");
+        }
+    }
+    clean_cfg.arch = a.archs.first().copied().unwrap_or(clean_cfg.arch);
+    let data = prepare_data_with_masks(&clean_cfg, &a.out, quiet, audit.needs_masks() || a.config.bias_artefact.is_some() || a.config.attention_masks)?;
     let test = crate::audits::subsample(&data.test, a.max_images, 0);
     if test.is_empty() {
         bail!("the split has no test images");
