@@ -285,3 +285,21 @@ fn yan_recipe_sets_defaults_only() {
     assert_eq!((cfg.epochs, cfg.augment, cfg.head), (8, AugmentPreset::Yan, HeadKind::Linear));
     cfg.validate().unwrap();
 }
+
+/// ONNX export has no attention head yet: it refuses with a clear error instead of writing a graph
+/// without the attention modules.
+#[test]
+fn onnx_export_refuses_attnmel_clearly() {
+    let device = Device::flex();
+    device.seed(2);
+    let config = ModelConfig { width: 0.125, head: HeadKind::Linear, ..ModelConfig::new(Arch::Attnmel, 2) };
+    let meta: ModelMeta = serde_json::from_value(serde_json::json!({
+        "config": config, "classes": ["a", "b"], "label_scheme": LabelScheme::Native, "preprocess": Preprocess { size: 64, centre_crop: None },
+    }))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("attnmel.onnx");
+    let e = dermrobust::models::onnx_export::export_onnx(&config.init(&device).valid(), &meta, &path).unwrap_err().to_string();
+    assert!(e.contains("not exported") && e.contains("attnmel"), "{e}");
+    assert!(!path.exists());
+}
