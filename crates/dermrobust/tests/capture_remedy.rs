@@ -186,6 +186,27 @@ fn a_model_records_its_remedy_and_every_path_applies_it_the_same_way() {
 }
 
 #[test]
+fn an_exported_model_carries_its_remedy_in_the_sidecar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remedy = CaptureRemedy { gamma: Some(1.3), fov: Some(FovSource::Auto), ..Default::default() };
+    let model = save_model(&tmp.path().join("model"), Some(remedy.clone()));
+    let (net, meta) = checkpoint::load(&model, &dermrobust::device::inference_device()).unwrap();
+    let onnx = tmp.path().join("net.onnx");
+    dermrobust::models::onnx_export::export_onnx(&net.valid().fold_batch_norm(), &meta, &onnx).unwrap();
+    let sidecar = std::fs::read_to_string(tmp.path().join("net.toml")).unwrap();
+    assert!(sidecar.contains("[capture]") && sidecar.contains("gamma = 1.3"), "{sidecar}");
+    let (_, info) = load_model(&onnx).unwrap();
+    assert_eq!(info.capture, Some(remedy.clone()));
+    // Both forms of the model evaluate the same remedied images.
+    let eval = |m: &Path, out: &str| {
+        evaluate_model(m, &data(), None, "all", None, &CaptureChoice::Recorded, false, 1, &tmp.path().join(out), true).unwrap();
+        predictions(&tmp.path().join(out).join("predictions.csv"), "")
+    };
+    let d = max_diff(&eval(&model, "burn"), &eval(&onnx, "onnx"));
+    assert!(d < 1e-4, "the ONNX form differs by {d}");
+}
+
+#[test]
 fn the_fov_crop_keeps_the_lesion_box_in_view() {
     let w = 64;
     // Lesions of many sizes and places, borders and corners included.

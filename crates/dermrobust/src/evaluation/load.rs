@@ -67,7 +67,7 @@ pub fn is_onnx(path: &Path) -> bool {
 pub fn load_model(path: &Path) -> Result<(Box<dyn ImageClassifier>, ModelInfo)> {
     if is_onnx(path) {
         let m = OnnxModel::load(path)?;
-        let info = ModelInfo { classes: m.sidecar.classes.clone(), label_scheme: m.sidecar.labels, preprocess: m.sidecar.preprocess(), capture: None };
+        let info = ModelInfo { classes: m.sidecar.classes.clone(), label_scheme: m.sidecar.labels, preprocess: m.sidecar.preprocess(), capture: m.sidecar.capture.clone() };
         Ok((Box::new(m), info))
     } else {
         let m = TrainedModel::load(&resolve_model_path(path))?;

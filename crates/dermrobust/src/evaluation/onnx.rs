@@ -44,6 +44,10 @@ pub struct OnnxSidecar {
     pub output: OutputKind,
     /// Informational: the name of the network's input.
     pub input_name: Option<String>,
+    /// Mishra's capture remedy the network expects (`[capture]`: gamma, fov, fov_margin), which
+    /// dermrobust applies to every image before it, as for its own models.
+    #[serde(default)]
+    pub capture: Option<dermrobust_core::imaging::remedy::CaptureRemedy>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]

@@ -141,6 +141,10 @@ pub fn sidecar_toml(meta: &ModelMeta) -> Result<String> {
     t += &format!("labels = {}\n", s(labels.as_str().context("label scheme is not a name")?));
     t += "output = \"logits\"\n";
     t += &format!("input_name = {}\n", s(INPUT_NAME));
+    if let Some(capture) = &meta.capture {
+        t += "\n# Mishra's capture remedy the model was trained with: dermrobust applies it to every image\n# before the network (other tools must do the same).\n[capture]\n";
+        t += &toml::to_string(capture)?;
+    }
     Ok(t)
 }
 
