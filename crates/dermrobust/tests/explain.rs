@@ -527,6 +527,13 @@ fn explain_a_dataset_with_masks_end_to_end() {
         assert!(map.data.iter().all(|v| (0.0..=1.0 + 1e-6).contains(v)));
     }
     assert_eq!(std::fs::read_dir(out.join("overlays")).unwrap().count(), 5 * all.len());
+    // Each overlay carries its prediction and true class as text: a caption strip (two 10-pixel
+    // lines and a gap) below the map enlarged to 128 pixels, with lit glyph pixels in it.
+    for entry in std::fs::read_dir(out.join("overlays")).unwrap() {
+        let png = image::open(entry.unwrap().path()).unwrap().to_rgb8();
+        assert_eq!((png.width(), png.height()), (128, 128 + 22));
+        assert!((128..150).any(|y| (0..128).any(|x| png.get_pixel(x, y).0 == [255, 255, 255])));
+    }
     renders_in_chromium(&out.join("report.html"));
 
     // Earlier audits' flips: a record whose prediction changed is shown before and after; one

@@ -1,6 +1,7 @@
 //! Image representation, file I/O and the shared library of image operations.
 
 pub mod artefacts;
+pub mod caption;
 mod colour;
 mod filter;
 mod image;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use dermrobust_core::imaging::Image;
+use dermrobust_core::imaging::{npy, Image};
 
 /// The jet colour map at `v` in [0, 1] (blue - cyan - yellow - red), as OpenCV's COLORMAP_JET.
 pub fn jet(v: f32) -> [f32; 3] {
@@ -52,32 +52,14 @@ pub fn with_outline(image: &Image, mask: &Image) -> Image {
     out
 }
 
-/// Write a 1-channel map as a NumPy `.npy` file (float32, shape `[H, W]`, C order).
+/// Write a 1-channel map as a NumPy `.npy` file (float32, shape `[H, W]`).
 pub fn write_npy(map: &Image, path: &Path) -> Result<()> {
-    let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {}), }}", map.height, map.width);
-    let mut header = header.into_bytes();
-    let total = 10 + header.len() + 1;
-    header.extend(std::iter::repeat_n(b' ', (64 - total % 64) % 64));
-    header.push(b'\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header);
-    for v in &map.data[..map.width * map.height] {
-        bytes.extend(v.to_le_bytes());
-    }
-    dermrobust_core::report::atomic_write(path, &bytes)
+    npy::write_npy(path, &[map.height, map.width], &map.data[..map.width * map.height])
 }
 
 /// Read back a map written by [`write_npy`].
 pub fn read_npy(path: &Path) -> Result<Image> {
-    let bytes = std::fs::read(path)?;
-    anyhow::ensure!(bytes.len() > 10 && &bytes[..6] == b"\x93NUMPY", "{} is not a .npy file", path.display());
-    let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let header = String::from_utf8_lossy(&bytes[10..10 + hlen]).to_string();
-    let shape = header.split("'shape': (").nth(1).and_then(|s| s.split(')').next()).unwrap_or("");
-    let dims: Vec<usize> = shape.split(',').filter_map(|s| s.trim().parse().ok()).collect();
-    anyhow::ensure!(dims.len() == 2, "{}: not a 2-D map", path.display());
-    let data: Vec<f32> = bytes[10 + hlen..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    anyhow::ensure!(data.len() == dims[0] * dims[1], "{}: truncated", path.display());
-    Ok(Image::new(1, dims[1], dims[0], data))
+    let (shape, data) = npy::read_npy(path)?;
+    anyhow::ensure!(shape.len() == 2, "{}: not a 2-D map (shape {shape:?})", path.display());
+    Ok(Image::new(1, shape[1], shape[0], data))
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::module::Module;
 use dermrobust_core::imaging::io::encode_png;
+use dermrobust_core::imaging::caption::with_caption;
 use dermrobust_core::imaging::{Image, ImageOp};
 use dermrobust_core::report::html::HtmlReport;
 use dermrobust_core::report::{atomic_write, write_csv, write_json};
@@ -333,7 +334,9 @@ pub fn run_explain(
                 let map_file = format!("maps/{stem}.npy");
                 write_npy(map, &out.join(&map_file))?;
                 let truth = inp.label.map(|l| classes[l].clone()).unwrap_or_else(|| "unknown".into());
-                let png = encode_png(&overlay(&images[j], map))?;
+                // Enlarged so the caption (8-pixel glyphs) fits: the prediction and the truth are on the picture.
+                let caption = [format!("pred {} {:.2}", classes[pred], probs[j][pred]), format!("true {truth}")];
+                let png = encode_png(&with_caption(&enlarged(&overlay(&images[j], map), 128), &[&caption[0], &caption[1]]))?;
                 atomic_write(&out.join(format!("overlays/{stem}_pred-{}_true-{}.png", safe(&classes[pred]), safe(&truth))), &png)?;
                 rows.push(Row {
                     image_id: inp.id.clone(),
