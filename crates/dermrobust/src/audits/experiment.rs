@@ -17,7 +17,7 @@ use crate::audits::brittleness::{Brittleness, PairOptions};
 use crate::audits::runner::MeanSd;
 use crate::audits::suite::Suite;
 use crate::audits::{run_audit, Audit, AuditImages, AuditRun, ConditionSummary};
-use crate::evaluation::{class_shares, load_classifiers, with_priors, DecisionRule, Tta};
+use crate::evaluation::{learned_prior, load_classifiers, with_priors, DecisionRule, Tta};
 use crate::models::Arch;
 use crate::training::config::AugmentPreset;
 use crate::training::trainer::training_finished;
@@ -246,7 +246,7 @@ pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<
     }
     let priors = match a.decision {
         DecisionRule::Argmax => None,
-        DecisionRule::Balanced => Some(class_shares(&data.set.labels, &data.train, data.set.num_classes())?),
+        DecisionRule::Balanced => Some(learned_prior(a.config.balances_classes(), &data.set.labels, &data.train, data.set.num_classes())?),
     };
     let tta_choice = a.tta.tta()?;
     let mut table = Vec::new();
@@ -360,7 +360,7 @@ fn write_report<A: Audit>(a: &ExperimentArgs, audit: &A, tta: &Tta, table: &[Tab
         tta.description(),
         match a.decision {
             DecisionRule::Argmax => "the most probable class",
-            DecisionRule::Balanced => "the most probable class after correcting the probabilities to equal class priors (training class shares)",
+            DecisionRule::Balanced => "the most probable class after correcting the probabilities to equal class priors (dividing by the training class shares, or by equal shares where training balanced the classes)",
         }
     ));
     let keys = audit.key_metrics();

@@ -98,7 +98,7 @@ impl AuditSubject {
         let (classifiers, info) = load_classifiers(&self.models, self.ensemble, self.tta.as_ref())?;
         let info = info.with_capture(&self.capture);
         let (set, pool) = model_data_with_masks(&info, &self.data, split.as_deref(), &self.part, self.skip_bad, quiet, masks)?;
-        let priors = decision_priors(self.decision, &set, split.as_deref())?;
+        let priors = decision_priors(self.decision, &set, split.as_deref(), &self.models)?;
         let classifiers = with_priors(classifiers, priors.as_deref())?;
         let indices = super::subsample(&pool, self.max_images, 0);
         if !quiet {

@@ -207,6 +207,18 @@ impl<C: ImageClassifier> ImageClassifier for PriorCorrected<C> {
     }
 }
 
+/// The class prior a model learned, which `--decision balanced` divides by: equal shares when its
+/// training balanced the classes (oversampling or inverse-frequency class weights), else the
+/// training part's class shares. Dividing an already balanced model by the data's shares would
+/// push its decisions toward the rare classes.
+pub fn learned_prior(balanced_training: bool, labels: &[usize], train: &[usize], classes: usize) -> Result<Vec<f32>> {
+    if balanced_training {
+        Ok(vec![1.0 / classes as f32; classes])
+    } else {
+        class_shares(labels, train, classes)
+    }
+}
+
 /// Each class's share of the images `indices` of `labels` (for [`PriorCorrected`]).
 pub fn class_shares(labels: &[usize], indices: &[usize], classes: usize) -> Result<Vec<f32>> {
     let mut counts = vec![0usize; classes];

@@ -12,7 +12,7 @@ use dermrobust_core::imaging::Image;
 
 pub use super::capture::CaptureChoice;
 
-use super::classifier::{class_shares, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
+use super::classifier::{learned_prior, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
 use super::onnx::OnnxModel;
 use super::tta::Tta;
 use crate::models::run_dir::{resolve_model_path, RunDir};
@@ -215,17 +215,74 @@ pub fn reorder_classes(set: &mut ImageSet, model_classes: &[String]) -> Result<(
     Ok(())
 }
 
-/// The training class shares that `--decision balanced` corrects with, from `split`'s training
-/// part; `None` for `argmax`.
-pub fn decision_priors(decision: DecisionRule, set: &ImageSet, split: Option<&Path>) -> Result<Option<Vec<f32>>> {
+/// The prior that `--decision balanced` corrects `models`' probabilities with ([`learned_prior`]):
+/// equal shares for runs trained with balanced classes (their `config.toml`), else the class shares
+/// of `split`'s training part; `None` for `argmax`.
+pub fn decision_priors(decision: DecisionRule, set: &ImageSet, split: Option<&Path>, models: &[PathBuf]) -> Result<Option<Vec<f32>>> {
     match decision {
         DecisionRule::Argmax => Ok(None),
         DecisionRule::Balanced => {
+            let balanced = models.iter().map(|m| trained_with_balanced_classes(m)).collect::<Result<Vec<bool>>>()?;
+            if balanced.iter().any(|&b| b != balanced[0]) {
+                bail!("--decision balanced: some of the models were trained with balanced classes (--oversample or --class-weights balanced) and some not, so no one prior corrects them all: audit them separately");
+            }
             let Some(path) = split else { bail!("--decision balanced needs the training split for the class shares: give --split") };
             let split = Split::load(path)?;
             let train_part = split.part_index(TRAIN)?;
             let train: Vec<usize> = (0..set.len()).filter(|&i| split.assignment.get(&set.ids[i]) == Some(&train_part)).collect();
-            Ok(Some(class_shares(&set.labels, &train, set.num_classes()).with_context(|| format!("training part of {}", path.display()))?))
+            let balanced_training = balanced.first().copied().unwrap_or(false);
+            Ok(Some(learned_prior(balanced_training, &set.labels, &train, set.num_classes()).with_context(|| format!("training part of {}", path.display()))?))
         }
+    }
+}
+
+/// Whether the run holding `model` balanced its classes in training (`oversample`, or
+/// `class_weights = "balanced"` in its `config.toml`); false where there is no run configuration
+/// (an ONNX file, a bare model folder).
+fn trained_with_balanced_classes(model: &Path) -> Result<bool> {
+    /// The part of a run's training configuration that sets the class balance its loss saw.
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct ClassBalance {
+        oversample: bool,
+        class_weights: String,
+    }
+    let Some(config) = RunDir::of_model(model).map(|run| run.config()).filter(|c| c.is_file()) else { return Ok(false) };
+    let text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
+    let balance: ClassBalance = toml::from_str(&text).with_context(|| format!("{}: not a training configuration", config.display()))?;
+    Ok(balance.oversample || balance.class_weights == "balanced")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run folder holding `model/model.json` and a `config.toml` with `config`.
+    fn run_with(root: &Path, config: &str) -> PathBuf {
+        std::fs::create_dir_all(root.join("model")).unwrap();
+        std::fs::write(root.join("model/model.json"), "{}").unwrap();
+        std::fs::write(root.join("config.toml"), config).unwrap();
+        root.to_path_buf()
+    }
+
+    #[test]
+    fn balanced_decision_does_not_correct_a_model_trained_on_balanced_classes_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let oversampled = run_with(&dir.path().join("a"), "epochs = 3\noversample = true\nclass_weights = \"none\"\n");
+        let weighted = run_with(&dir.path().join("b"), "oversample = false\nclass_weights = \"balanced\"\n");
+        let plain = run_with(&dir.path().join("c"), "oversample = false\nclass_weights = \"none\"\n");
+        assert!(trained_with_balanced_classes(&oversampled).unwrap());
+        assert!(trained_with_balanced_classes(&oversampled.join("model")).unwrap());
+        assert!(trained_with_balanced_classes(&weighted).unwrap());
+        assert!(!trained_with_balanced_classes(&plain).unwrap());
+        assert!(!trained_with_balanced_classes(&dir.path().join("model.onnx")).unwrap());
+        let broken = run_with(&dir.path().join("d"), "oversample = 3\n");
+        let err = trained_with_balanced_classes(&broken).unwrap_err();
+        assert!(format!("{err:#}").contains("config.toml"), "{err:#}");
+
+        // Labels 0,0,0,1 in training: the data's shares for a plain model, equal shares otherwise.
+        let labels = [0, 0, 0, 1];
+        assert_eq!(learned_prior(false, &labels, &[0, 1, 2, 3], 2).unwrap(), vec![0.75, 0.25]);
+        assert_eq!(learned_prior(true, &labels, &[0, 1, 2, 3], 2).unwrap(), vec![0.5, 0.5]);
     }
 }

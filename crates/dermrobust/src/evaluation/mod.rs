@@ -17,7 +17,7 @@ use dermrobust_core::data::{DataSpec, ImageSet};
 use dermrobust_core::report::write_json;
 use dermrobust_core::imaging::Image;
 
-pub use classifier::{class_shares, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
+pub use classifier::{class_shares, learned_prior, DecisionRule, Ensemble, ImageClassifier, PriorCorrected, TrainedModel};
 pub use tta::{dihedral_views, flip_views, maron_tta_views, Tta, TtaViews, WithTta, FASTAI_TTA_BETA, MARON_TTA_SCALE};
 pub use capture::{CaptureArgs, CaptureChoice, ModelCaptureArgs};
 pub use load::{apply_capture_remedy, decision_priors, is_onnx, load_classifiers, load_model, model_data, model_data_with_masks, split_for, with_priors, ModelInfo, ALL_IMAGES};

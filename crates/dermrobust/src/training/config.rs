@@ -267,6 +267,12 @@ const OPTIONAL_KEYS: [&str; 10] = ["split", "pretrained", "centre_crop", "cache_
 const CAPTURE_KEYS: [&str; 2] = ["gamma", "fov"];
 
 impl TrainConfig {
+    /// Whether training sees the classes in equal shares (oversampling or inverse-frequency class
+    /// weights), so the model's learned prior is uniform.
+    pub fn balances_classes(&self) -> bool {
+        self.oversample || self.class_weights == ClassWeighting::Balanced
+    }
+
     /// Merge a TOML file into `self` for every key not given on the command line.
     pub fn merge_toml(&mut self, path: &std::path::Path, matches: &ArgMatches) -> Result<()> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read configuration {}", path.display()))?;
