@@ -170,9 +170,7 @@ fn every_architecture_and_head_exports_to_onnx_with_the_same_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let mut report = Vec::new();
     let mut seed = 0;
-    // AttnMel-CNN is not exported (its attention head has no exporter yet); that it refuses
-    // clearly is tested in tests/attnmel.rs.
-    for arch in Arch::ALL.into_iter().filter(|a| *a != Arch::Attnmel) {
+    for arch in Arch::ALL {
         for anti_alias in [false, true] {
             for head in [HeadKind::Fastai, HeadKind::Linear] {
                 seed += 1;

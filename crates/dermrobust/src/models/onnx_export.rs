@@ -25,7 +25,7 @@ use tract_onnx::pb;
 use super::checkpoint::ModelMeta;
 use super::head::Head;
 use super::layers::BlurPool;
-use super::{densenet, resnet, vgg, Classifier, Stage};
+use super::{attnmel, densenet, resnet, vgg, Classifier, Stage};
 
 /// The name of the graph's input (normalised images `[batch, 3, S, S]`).
 pub const INPUT_NAME: &str = "input";
@@ -60,21 +60,21 @@ pub fn model_proto(model: &Classifier, meta: &ModelMeta) -> Result<pb::ModelProt
     if meta.classes.len() != c.num_classes {
         bail!("the model has {} outputs but names {} classes", c.num_classes, meta.classes.len());
     }
-    if model.head.attention.is_some() {
-        bail!(
-            "{} models are not exported to ONNX: the attention head (bilinear up-sampling of pool-5, sigmoid maps over pool-3 and pool-4) has no exporter yet; \
-             audit the model directly (every audit takes a dermrobust model folder)",
-            c.arch
-        );
-    }
     let size = meta.preprocess.size;
     let mut g = GraphBuilder::default();
     let mut x = Value { name: INPUT_NAME.into(), c: 3, h: size, w: size };
+    // Every stage's output, for an attention head that reads pool-3, pool-4 and pool-5.
+    let mut taps = Vec::new();
     for (i, s) in model.body_early.iter().enumerate() {
         x = g.stage(x, s, &format!("body_early.{i}"))?;
+        taps.push(x.clone());
     }
     for (i, s) in model.body_late.iter().enumerate() {
         x = g.stage(x, s, &format!("body_late.{i}"))?;
+        taps.push(x.clone());
+    }
+    if let Some(attention) = &model.head.attention {
+        x = g.attnmel_features(&taps, attention)?;
     }
     let classes = g.head(x, &model.head)?;
     if classes != c.num_classes {
@@ -508,6 +508,44 @@ impl GraphBuilder {
             features = features.with(cat, features.c + y.c, features.h, features.w);
         }
         Ok(features)
+    }
+
+    /// AttnMel-CNN's classifier input `[N, C5 + C3 + C4, 1, 1]`: `[GAP(pool-5), g_3, g_4]`, as
+    /// [`attnmel::AttnMelAttention::forward`] (the attention maps themselves are not graph outputs).
+    fn attnmel_features(&mut self, taps: &[Value], a: &attnmel::AttnMelAttention) -> Result<Value> {
+        let [i3, i4, i5] = attnmel::TAPS;
+        let tap = |i: usize| taps.get(i).cloned().with_context(|| format!("the attention head reads stage {i}, but the model has {} stages", taps.len()));
+        let (pool3, pool4, pool5) = (tap(i3)?, tap(i4)?, tap(i5)?);
+        let global = self.node("GlobalAveragePool", "head.attention.global_pool", vec![pool5.name.clone()], vec![]);
+        let g3 = self.attention_block(&pool3, &pool5, &a.pool3, "head.attention.pool3")?;
+        let g4 = self.attention_block(&pool4, &pool5, &a.pool4, "head.attention.pool4")?;
+        let cat = self.node("Concat", "head.attention.concat", vec![global, g3.name.clone(), g4.name.clone()], vec![attr_int("axis", 1)]);
+        Ok(pool5.with(cat, pool5.c + g3.c + g4.c, 1, 1))
+    }
+
+    /// One attention module: `GAP(local * Sigmoid(phi * ReLU(W_l * local + up(W_g * global))))`,
+    /// `[N, C, 1, 1]`.
+    fn attention_block(&mut self, local: &Value, global: &Value, b: &attnmel::AttentionBlock, p: &str) -> Result<Value> {
+        let l = self.conv(local, &b.w_l, &format!("{p}.w_l"))?;
+        let mut g = self.conv(global, &b.w_g, &format!("{p}.w_g"))?;
+        if (g.h, g.w) != (l.h, l.w) {
+            if l.h % g.h != 0 || l.w % g.w != 0 {
+                bail!("{p}: pool-5 ({}x{}) does not divide the local map ({}x{}) evenly, which the exported up-sampling needs: use an input size divisible by 32", g.h, g.w, l.h, l.w);
+            }
+            // PyTorch's (and burn's) bilinear interpolation without corner alignment is ONNX's
+            // linear Resize with half-pixel coordinates; whole-number scales give the exact sizes.
+            let scales = self.initializer_f32(&format!("{p}.up.scales"), &[4], vec![1.0, 1.0, (l.h / g.h) as f32, (l.w / g.w) as f32])?;
+            let attrs = vec![attr_string("mode", "linear"), attr_string("coordinate_transformation_mode", "half_pixel")];
+            let up = self.node("Resize", &format!("{p}.up"), vec![g.name.clone(), String::new(), scales], attrs);
+            g = g.with(up, g.c, l.h, l.w);
+        }
+        let sum = self.node("Add", &format!("{p}.add"), vec![l.name.clone(), g.name.clone()], vec![]);
+        let r = self.relu(&l.with(sum, l.c, l.h, l.w), &format!("{p}.add"));
+        let logit = self.conv(&r, &b.phi, &format!("{p}.phi"))?;
+        let map = self.node("Sigmoid", &format!("{p}.sigmoid"), vec![logit.name.clone()], vec![]);
+        let attended = self.node("Mul", &format!("{p}.attend"), vec![local.name.clone(), map], vec![]);
+        let pooled = self.node("GlobalAveragePool", &format!("{p}.pool"), vec![attended], vec![]);
+        Ok(local.with(pooled, local.c, 1, 1))
     }
 
     fn linear(&mut self, x: &Value, l: &Linear, path: &str) -> Result<Value> {
