@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 use dermrobust::evaluation::engine::{Engine, EngineModel, ORT_LIBRARY_ENV};
 use dermrobust::evaluation::onnx::OnnxModel;
@@ -15,9 +14,9 @@ use dermrobust::evaluation::{ImageClassifier, TrainedModel};
 use dermrobust::models::checkpoint::ModelMeta;
 use dermrobust::models::{Arch, ModelConfig};
 use dermrobust_core::data::{LabelScheme, Preprocess};
-use dermrobust_core::imaging::Image;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::{images, Jitter};
 
 /// Largest allowed difference in any class probability between an engine and the plain path.
 const TOLERANCE: f32 = 1e-4;
@@ -35,53 +34,9 @@ fn model(arch: Arch, anti_alias: bool, size: usize) -> TrainedModel {
         "preprocess": Preprocess { size, centre_crop: None },
     }))
     .unwrap();
-    let model = config.init(&device).valid().map(&mut Jitter(ChaCha8Rng::seed_from_u64(7), vec![])).fold_batch_norm();
+    let model = config.init(&device).valid().map(&mut Jitter::new(7, 20.0)).fold_batch_norm();
     // Not a multiple of tract's batch of 16 nor of this batch: padding and chunking are exercised.
     TrainedModel { model, meta, device, batch_size: 8 }
-}
-
-/// Scales every 1-D parameter (batch-norm weights, means, variances; biases) by U(0.5, 1.5) and
-/// shifts it by U(0, 0.2), so no batch norm is the identity and folding matters; and multiplies the
-/// output layer's weights by 20, so a random network's probabilities differ clearly between images.
-struct Jitter(ChaCha8Rng, Vec<String>);
-
-impl ModuleMapper for Jitter {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.1.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.1.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if D == 2 && self.1.last().is_some_and(|m| m == "out") {
-            return param.map(|t| t * 20.0);
-        }
-        if D != 1 {
-            return param;
-        }
-        let rng = &mut self.0;
-        param.map(|t| {
-            let n = t.dims()[0];
-            let device = t.device();
-            let scale: Vec<f32> = (0..n).map(|_| rng.random_range(0.5..1.5)).collect();
-            let shift: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..0.2)).collect();
-            let shape: [usize; D] = t.dims();
-            t * Tensor::<D>::from_data(TensorData::new(scale, shape), &device) + Tensor::<D>::from_data(TensorData::new(shift, shape), &device)
-        })
-    }
-}
-
-/// Random images, each with its own colour and contrast.
-fn images(n: usize, size: usize, seed: u64) -> Vec<Image> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let colour: [f32; 3] = [rng.random(), rng.random(), rng.random()];
-            let contrast: f32 = rng.random();
-            let data = (0..3 * size * size).map(|i| (colour[i / (size * size)] + contrast * (rng.random::<f32>() - 0.5)).clamp(0.0, 1.0)).collect();
-            Image::new(3, size, size, data)
-        })
-        .collect()
 }
 
 fn max_abs_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {

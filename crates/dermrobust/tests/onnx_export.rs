@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
 use dermrobust::evaluation::onnx::OnnxModel;
 use dermrobust::evaluation::{ImageClassifier, TrainedModel};
@@ -21,45 +20,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tract_onnx::prelude::*;
 
+mod common;
+use common::{images, Jitter};
+
 const CLASSES: usize = 3;
 
 fn input(n: usize, size: usize, device: &Device) -> burn::tensor::Tensor<4> {
     let v: Vec<f32> = (0..n * 3 * size * size).map(|i| ((i * 37 % 101) as f32) / 101.0).collect();
     burn::tensor::Tensor::from_data(TensorData::new(v, [n, 3, size, size]), device)
-}
-
-/// Scales every rank-1 parameter and statistic (batch-norm scale, shift, running mean and
-/// variance; biases) by U(0.5, 1.5) and shifts it by U(0, 0.2), so no batch norm is the identity;
-/// and doubles the output layer's weights.
-struct Jitter(ChaCha8Rng, Vec<String>);
-
-impl ModuleMapper for Jitter {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.1.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.1.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<burn::tensor::Tensor<D>>) -> Param<burn::tensor::Tensor<D>> {
-        if D == 2 && self.1.last().is_some_and(|m| m == "out") {
-            // The output layer's weights, larger: logits that differ clearly between images.
-            return param.map(|t| t * 2.0);
-        }
-        if D != 1 {
-            return param;
-        }
-        let rng = &mut self.0;
-        param.map(|t| {
-            let n = t.dims()[0];
-            let device = t.device();
-            let scale: Vec<f32> = (0..n).map(|_| rng.random_range(0.5..1.5)).collect();
-            let shift: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..0.2)).collect();
-            let shape: [usize; D] = t.dims();
-            let scale = burn::tensor::Tensor::<D>::from_data(TensorData::new(scale, shape), &device);
-            let shift = burn::tensor::Tensor::<D>::from_data(TensorData::new(shift, shape), &device);
-            t * scale + shift
-        })
-    }
 }
 
 /// A model with trained-looking batch norms: running statistics from training-mode passes (as
@@ -73,24 +41,11 @@ fn randomised(model: Classifier, config: &ModelConfig, size: usize, seed: u64) -
     for _ in 0..40 {
         let _ = m.forward(x.clone());
     }
-    m.valid().map(&mut Jitter(ChaCha8Rng::seed_from_u64(seed), vec![]))
+    m.valid().map(&mut Jitter::new(seed, 2.0))
 }
 
 fn meta(config: ModelConfig, classes: Vec<String>, size: usize, centre_crop: Option<f32>, label_scheme: LabelScheme) -> ModelMeta {
     ModelMeta { config, classes, label_scheme, preprocess: Preprocess { size, centre_crop }, capture: None }
-}
-
-/// Random images, each with its own colour and contrast (so that even pooled features differ).
-fn images(n: usize, size: usize, seed: u64) -> Vec<Image> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| {
-            let colour: [f32; 3] = [rng.random(), rng.random(), rng.random()];
-            let contrast: f32 = rng.random();
-            let data = (0..3 * size * size).map(|i| (colour[i / (size * size)] + contrast * (rng.random::<f32>() - 0.5)).clamp(0.0, 1.0)).collect();
-            Image::new(3, size, size, data)
-        })
-        .collect()
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

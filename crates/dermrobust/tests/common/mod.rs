@@ -1,0 +1,65 @@
+//! Pieces shared by the integration tests that compare a network with its exported or
+//! re-engined copy (tests/onnx_export.rs, tests/engines.rs). Each test file includes it with
+//! `mod common;`.
+
+use burn::module::{ModuleMapper, Param};
+use burn::prelude::*;
+use dermrobust_core::imaging::Image;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Scales every rank-1 parameter and statistic (batch-norm scale, shift, running mean and
+/// variance; biases) by U(0.5, 1.5) and shifts it by U(0, 0.2), so no batch norm is the identity
+/// and folding matters; and multiplies the output layer's weights by `output_gain`, so a random
+/// network's logits differ clearly between images.
+pub struct Jitter {
+    rng: ChaCha8Rng,
+    path: Vec<String>,
+    output_gain: f32,
+}
+
+impl Jitter {
+    pub fn new(seed: u64, output_gain: f32) -> Self {
+        Jitter { rng: ChaCha8Rng::seed_from_u64(seed), path: vec![], output_gain }
+    }
+}
+
+impl ModuleMapper for Jitter {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if D == 2 && self.path.last().is_some_and(|m| m == "out") {
+            let gain = self.output_gain;
+            return param.map(|t| t * gain);
+        }
+        if D != 1 {
+            return param;
+        }
+        let rng = &mut self.rng;
+        param.map(|t| {
+            let n = t.dims()[0];
+            let device = t.device();
+            let scale: Vec<f32> = (0..n).map(|_| rng.random_range(0.5..1.5)).collect();
+            let shift: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..0.2)).collect();
+            let shape: [usize; D] = t.dims();
+            t * Tensor::<D>::from_data(TensorData::new(scale, shape), &device) + Tensor::<D>::from_data(TensorData::new(shift, shape), &device)
+        })
+    }
+}
+
+/// Random images, each with its own colour and contrast (so that even pooled features differ).
+pub fn images(n: usize, size: usize, seed: u64) -> Vec<Image> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let colour: [f32; 3] = [rng.random(), rng.random(), rng.random()];
+            let contrast: f32 = rng.random();
+            let data = (0..3 * size * size).map(|i| (colour[i / (size * size)] + contrast * (rng.random::<f32>() - 0.5)).clamp(0.0, 1.0)).collect();
+            Image::new(3, size, size, data)
+        })
+        .collect()
+}
