@@ -34,7 +34,7 @@ fn model(arch: Arch, anti_alias: bool, size: usize) -> TrainedModel {
         "preprocess": Preprocess { size, centre_crop: None },
     }))
     .unwrap();
-    let model = config.init(&device).valid().map(&mut Jitter::new(7, 20.0)).fold_batch_norm();
+    let model = config.init(&device).valid().map(&mut common::Reinit::new(5)).map(&mut Jitter::new(7, 20.0)).fold_batch_norm();
     // Not a multiple of tract's batch of 16 nor of this batch: padding and chunking are exercised.
     TrainedModel { model, meta, device, batch_size: 8 }
 }

@@ -36,7 +36,7 @@ fn input(n: usize, size: usize, device: &Device) -> burn::tensor::Tensor<4> {
 /// scale, shift and statistic jittered.
 fn randomised(model: Classifier, config: &ModelConfig, size: usize, seed: u64) -> Classifier {
     let ad = Device::flex().autodiff();
-    let m = model.fork(&ad);
+    let m = model.map(&mut common::Reinit::new(seed)).fork(&ad);
     let x = normalise(images_to_tensor(&images(6, size, seed + 1000), &ad), config);
     for _ in 0..40 {
         let _ = m.forward(x.clone());

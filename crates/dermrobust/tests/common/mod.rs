@@ -1,6 +1,10 @@
 //! Pieces shared by the integration tests that compare a network with its exported or
-//! re-engined copy (tests/onnx_export.rs, tests/engines.rs). Each test file includes it with
+//! re-engined copy (tests/onnx_export.rs, tests/engines.rs), or that need a random network that
+//! is the same on every run (tests/audits.rs). Each test file includes it with
 //! `mod common;`.
+
+// Each test file uses only some of these pieces.
+#![allow(dead_code)]
 
 use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
@@ -47,6 +51,37 @@ impl ModuleMapper for Jitter {
             let shift: Vec<f32> = (0..n).map(|_| rng.random_range(0.0..0.2)).collect();
             let shape: [usize; D] = t.dims();
             t * Tensor::<D>::from_data(TensorData::new(scale, shape), &device) + Tensor::<D>::from_data(TensorData::new(shift, shape), &device)
+        })
+    }
+}
+
+/// Replaces every weight tensor (rank 2 and up) with values drawn from this mapper's own seeded
+/// generator, uniform on ±1/sqrt(fan-in) (PyTorch's default scale). A network initialised by the backend depends on its global
+/// generator, which tests running alongside also draw from; after this mapper it does not.
+pub struct Reinit {
+    rng: ChaCha8Rng,
+}
+
+impl Reinit {
+    pub fn new(seed: u64) -> Self {
+        Reinit { rng: ChaCha8Rng::seed_from_u64(seed) }
+    }
+}
+
+impl ModuleMapper for Reinit {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if D < 2 {
+            return param;
+        }
+        let rng = &mut self.rng;
+        param.map(|t| {
+            let shape: [usize; D] = t.dims();
+            let n: usize = shape.iter().product();
+            // Convolutions are [out, in, kh, kw]; burn's linear layers are [in, out].
+            let fan_in = if D == 2 { shape[0] } else { n / shape[0] };
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
+            Tensor::<D>::from_data(TensorData::new(values, shape), &t.device())
         })
     }
 }
