@@ -1,6 +1,6 @@
-//! Per-layer profile of ResNet-18's convolutions at 64 px, batch 32, on burn-flex: forward, weight
-//! gradient and input gradient of each distinct convolution shape, times how often the network
-//! uses it. `tools/bench/torch_conv_profile.py` measures the same on PyTorch (BENCHMARKS.md).
+//! Per-layer profile of ResNet-18's convolutions at 64 px, batch 32: forward, weight gradient and
+//! input gradient of each distinct convolution shape, times how often the network uses it, for
+//! burn-flex's own convolution and for dermrobust's batch-wide one (`models::gemm_conv`). `tools/bench/torch_conv_profile.py` measures the same on PyTorch (BENCHMARKS.md).
 //!
 //!     cargo run --release --example conv_profile [-- BATCH]
 
@@ -8,28 +8,8 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use burn::tensor::module::{conv2d, conv2d_weight_backward};
-use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::s;
-
-/// The same convolution as one matrix product over the whole batch: the k*k shifted (strided)
-/// views of the padded input side by side (im2col by slicing), times the weight matrix.
-fn gemm_conv(x: Tensor<4>, w: Tensor<4>, stride: usize, pad: usize) -> Tensor<4> {
-    let [n, c, h, _] = x.dims();
-    let [o, _, k, _] = w.dims();
-    let out = (h + 2 * pad - k) / stride + 1;
-    let xp = if pad > 0 { x.pad((pad, pad, pad, pad), PadMode::Constant(0.0)) } else { x };
-    let span = (out - 1) * stride + 1;
-    let st = stride as isize;
-    let mut views = Vec::with_capacity(k * k);
-    for i in 0..k {
-        for j in 0..k {
-            views.push(xp.clone().slice(s![.., .., i..i + span; st, j..j + span; st]));
-        }
-    }
-    let cols = Tensor::cat(views, 1).permute([0, 2, 3, 1]).reshape([n * out * out, k * k * c]);
-    let wm = w.permute([0, 2, 3, 1]).reshape([o, k * k * c]).transpose();
-    cols.matmul(wm).reshape([n, out, out, o]).permute([0, 3, 1, 2])
-}
+use burn::tensor::ops::ConvOptions;
+use dermrobust::models::gemm_conv::{forward_f32, input_grad_f32, weight_grad_f32, ConvGeometry};
 
 /// (name, count in the network, in channels, out channels, input side, kernel, stride, padding)
 const LAYERS: [(&str, usize, usize, usize, usize, usize, usize, usize); 11] = [
@@ -69,9 +49,8 @@ fn main() {
     let batch: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(32);
     let device = Device::flex();
     let ad = device.clone().autodiff();
-    let (mut tf, mut tw, mut tx) = (0.0, 0.0, 0.0);
-    let (mut conv_both_total, mut gemm_fwd_total, mut gemm_both_total) = (0.0, 0.0, 0.0);
-    println!("layer | count | forward ms | weight grad ms | input grad ms (fwd+bwd via autodiff minus the two)");
+    let (mut burn_total, mut gemm_total) = ([0.0; 3], [0.0; 3]);
+    println!("layer | count | burn-flex forward / weight grad / input grad ms | batch-wide gemm forward / weight grad / input grad ms | max diff");
     for (name, count, cin, cout, side, k, s, p) in LAYERS {
         let opts = || ConvOptions::new([s, s], [p, p], [1, 1], 1);
         let x = random([batch, cin, side, side], &device);
@@ -94,24 +73,30 @@ fn main() {
             let _ = wa.grad(&grads).map(|g| g.into_data());
         });
         let xgrad = (both - fwd - wgrad).max(0.0);
-        let gfwd = median_ms(|| {
-            let _ = gemm_conv(x.clone(), w.clone(), s, p).into_data();
-        });
-        let gboth = median_ms(|| {
-            let y = gemm_conv(xa.clone(), wa.clone(), s, p);
-            let grads = (y * dya.clone()).sum().backward();
-            let _ = xa.grad(&grads).map(|g| g.into_data());
-            let _ = wa.grad(&grads).map(|g| g.into_data());
-        });
-        let diff = (conv2d(x.clone(), w.clone(), None, opts()) - gemm_conv(x.clone(), w.clone(), s, p)).abs().max().into_scalar::<f32>();
-        println!("{name} | {count} | {fwd:.2} | {wgrad:.2} | {xgrad:.2} | batch-gemm: forward {gfwd:.2}, forward+backward {gboth:.2} (conv2d {both:.2}); max diff {diff:.1e}");
-        conv_both_total += both * count as f64;
-        gemm_fwd_total += gfwd * count as f64;
-        gemm_both_total += gboth * count as f64;
-        tf += fwd * count as f64;
-        tw += wgrad * count as f64;
-        tx += xgrad * count as f64;
+        // The kernels on plain slices: what a training step calls, without tensor wrapping.
+        let (xv, wv, dyv) = (values(&x), values(&w), values(&dy));
+        let g = ConvGeometry::new([batch, cin, side, side], [cout, cin, k, k], [s, s], [p; 4]);
+        let gemm = [
+            median_ms(|| drop(forward_f32(&xv, &wv, &g))),
+            median_ms(|| drop(weight_grad_f32(&xv, &dyv, &g))),
+            median_ms(|| drop(input_grad_f32(&wv, &dyv, &g))),
+        ];
+        let want = values(&conv2d(x.clone(), w.clone(), None, opts()));
+        let diff = want.iter().zip(forward_f32(&xv, &wv, &g)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        println!("{name} | {count} | {fwd:.2} / {wgrad:.2} / {xgrad:.2} | {:.2} / {:.2} / {:.2} | {diff:.1e}", gemm[0], gemm[1], gemm[2]);
+        for (t, v) in burn_total.iter_mut().zip([fwd, wgrad, xgrad]) {
+            *t += v * count as f64;
+        }
+        for (t, v) in gemm_total.iter_mut().zip(gemm) {
+            *t += v * count as f64;
+        }
     }
-    println!("network total (ms per batch of {batch}) | | {tf:.1} | {tw:.1} | {tx:.1}");
-    println!("network total, forward+backward: conv2d {conv_both_total:.1} ms; batch-gemm forward {gemm_fwd_total:.1} ms, forward+backward {gemm_both_total:.1} ms");
+    let [f, w, x] = burn_total;
+    println!("network total, burn-flex (ms per batch of {batch}): forward {f:.1}, weight grad {w:.1}, input grad {x:.1}, sum {:.1}", f + w + x);
+    let [f, w, x] = gemm_total;
+    println!("network total, batch-wide gemm (ms per batch of {batch}): forward {f:.1}, weight grad {w:.1}, input grad {x:.1}, sum {:.1}", f + w + x);
+}
+
+fn values(t: &Tensor<4>) -> Vec<f32> {
+    t.to_data().into_vec::<f32>().expect("float32")
 }

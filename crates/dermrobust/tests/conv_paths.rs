@@ -1,9 +1,12 @@
-//! The batch-matrix-product convolution (`models::layers::conv_forward` on small feature maps and
-//! 1x1 kernels) computes burn's convolution: outputs, input gradients and weight gradients agree
-//! within 1e-4 relative to the largest value.
+//! The batch-wide matrix-product convolution (`models::gemm_conv`, used by
+//! `models::layers::conv_forward` on burn-flex) computes burn's convolution: outputs, input
+//! gradients and weight gradients agree within 1e-4 relative to the largest value, over the shapes
+//! our architectures use (stem 7x7/2, 3x3 with and without stride, 1x1 shortcuts, maps down to
+//! 1x1) and asymmetric padding.
 
 use burn::prelude::*;
-use dermrobust::models::layers::{batch_gemm_conv, conv_forward};
+use dermrobust::models::gemm_conv::{gemm_conv2d, gemm_conv2d_grads, supported};
+use dermrobust::models::layers::conv_forward;
 
 fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {
     device.seed(seed);
@@ -28,6 +31,10 @@ fn batch_gemm_convolution_matches_burns_forward_and_backward() {
         (2, 6, 10, 8, 1, 2, 0, false),
         (2, 6, 10, 3, 1, 1, 0, true),
         (1, 4, 5, 4, 3, 2, 0, false),
+        (2, 3, 8, 20, 7, 2, 3, false),
+        (2, 8, 8, 16, 3, 1, 1, true),
+        (3, 5, 7, 11, 3, 2, 1, false),
+        (2, 4, 6, 1, 3, 1, 1, false),
     ];
     for (i, &(n, cin, cout, side, k, s, p, bias)) in cases.iter().enumerate() {
         let what = format!("case {i}: {cin}->{cout} {k}x{k}/{s} pad {p} at {side}x{side}");
@@ -38,20 +45,53 @@ fn batch_gemm_convolution_matches_burns_forward_and_backward() {
             .with_bias(bias)
             .init(&ad);
         let x = random([n, cin, side, side], 20 + i as u64, &ad).require_grad();
+        assert!(supported(&x));
         let dy_shape = { let o = (side + 2 * p - k) / s + 1; [n, cout, o, o] };
         let dy = random(dy_shape, 30 + i as u64, &ad);
 
         let want = conv.forward(x.clone());
         let got = conv_forward(&conv, x.clone());
         close(&format!("{what}, output"), want.clone(), got.clone());
-        let direct = batch_gemm_conv(x.clone(), conv.weight.val(), [s, s], [p; 4]);
-        let direct = match &conv.bias { Some(b) => direct + b.val().reshape([1, cout, 1, 1]), None => direct };
-        close(&format!("{what}, batch_gemm_conv"), want.clone(), direct);
 
         let g_want = (want * dy.clone()).sum().backward();
-        let g_got = (got * dy).sum().backward();
-        close(&format!("{what}, input gradient"), x.grad(&g_want).unwrap(), x.grad(&g_got).unwrap());
+        let g_got = (got * dy.clone()).sum().backward();
         let w = conv.weight.val();
+        close(&format!("{what}, input gradient"), x.grad(&g_want).unwrap(), x.grad(&g_got).unwrap());
         close(&format!("{what}, weight gradient"), w.grad(&g_want).unwrap(), w.grad(&g_got).unwrap());
+
+        // The kernels called directly, without autodiff, give the same gradients.
+        let (dx, dw) = gemm_conv2d_grads(x.clone().inner(), w.clone().inner(), dy.inner(), [s, s], [p; 4]);
+        close(&format!("{what}, direct input gradient"), x.grad(&g_want).unwrap(), dx);
+        close(&format!("{what}, direct weight gradient"), w.grad(&g_want).unwrap(), dw);
     }
+}
+
+/// Padding that differs between the sides (as the anti-aliased and same-padded layers use) against
+/// burn's convolution on an explicitly padded input.
+#[test]
+fn asymmetric_padding_matches_padding_first() {
+    let ad = Device::flex().autodiff();
+    for (i, padding) in [[0, 1, 1, 0], [2, 0, 1, 1], [1, 2, 0, 0]].into_iter().enumerate() {
+        let [top, left, bottom, right] = padding;
+        let x = random([2, 4, 9, 7], 40 + i as u64, &ad).require_grad();
+        let w = random([6, 4, 3, 3], 50 + i as u64, &ad).require_grad();
+        let padded = x.clone().pad((left, right, top, bottom), burn::tensor::ops::PadMode::Constant(0.0));
+        let want = burn::tensor::module::conv2d(padded, w.clone(), None, burn::tensor::ops::ConvOptions::new([2, 1], [0, 0], [1, 1], 1));
+        let got = gemm_conv2d(x.clone(), w.clone(), [2, 1], padding);
+        close(&format!("padding {padding:?}, output"), want.clone(), got.clone());
+        let dy = random(want.dims(), 60 + i as u64, &ad);
+        let g_want = (want * dy.clone()).sum().backward();
+        let g_got = (got * dy).sum().backward();
+        close(&format!("padding {padding:?}, input gradient"), x.grad(&g_want).unwrap(), x.grad(&g_got).unwrap());
+        close(&format!("padding {padding:?}, weight gradient"), w.grad(&g_want).unwrap(), w.grad(&g_got).unwrap());
+    }
+}
+
+/// A tensor on a device without the extension is not offered to it.
+#[test]
+fn only_float32_flex_tensors_take_the_batch_wide_path() {
+    let device = Device::flex();
+    let x = Tensor::<4>::zeros([1, 1, 2, 2], &device);
+    assert!(supported(&x));
+    assert!(!supported(&x.cast(burn::tensor::DType::F64)));
 }

@@ -76,19 +76,16 @@ pub fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4>
     }
 }
 
-/// `conv` applied to `x`. Where burn-flex's own convolution is slowest, on feature maps of at most
-/// 4x4 and with 1x1 kernels (it runs one thin matrix product per image there), the same
-/// convolution runs as one matrix product over the whole batch ([`batch_gemm_conv`]): faster
-/// forward and backward on the CPU (BENCHMARKS.md, issue 14); elsewhere burn's.
+/// `conv` applied to `x`. On burn-flex (float32, groups 1, dilation 1: every convolution of our
+/// architectures) it runs as one matrix product over the whole batch, forward and backward
+/// ([`super::gemm_conv`]; 3-4x faster than burn-flex's own on this CPU, BENCHMARKS.md, issue 14);
+/// elsewhere (other devices) burn's.
 pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    let [kh, kw] = conv.kernel_size;
     let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else { return conv.forward(x) };
-    let small = (h <= 4 && w <= 4) || (kh == 1 && kw == 1);
-    if !small || conv.groups != 1 || conv.dilation != [1, 1] || h + top + bottom < kh || w + left + right < kw {
+    if conv.groups != 1 || conv.dilation != [1, 1] || !super::gemm_conv::supported(&x) {
         return conv.forward(x);
     }
-    let y = batch_gemm_conv(x, conv.weight.val(), conv.stride, [top, left, bottom, right]);
+    let y = super::gemm_conv::gemm_conv2d(x, conv.weight.val(), conv.stride, [top, left, bottom, right]);
     match &conv.bias {
         Some(b) => {
             let o = b.dims()[0];
@@ -96,33 +93,6 @@ pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         }
         None => y,
     }
-}
-
-/// A convolution (groups 1, dilation 1; `padding` top, left, bottom, right) as one matrix product
-/// over the whole batch: the kh x kw shifted, strided views of the padded input side by side
-/// (im2col by slicing, `[batch * out_h * out_w, kh * kw * c_in]`) times the weights as a
-/// `[kh * kw * c_in, c_out]` matrix. Built from slicing, concatenation and a matrix product, so
-/// autodiff gives its backward pass from theirs: two large matrix products instead of burn-flex's
-/// generic convolution backward.
-pub fn batch_gemm_conv(x: Tensor<4>, weight: Tensor<4>, stride: [usize; 2], padding: [usize; 4]) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
-    let [o, _, kh, kw] = weight.dims();
-    let [top, left, bottom, right] = padding;
-    let oh = (h + top + bottom - kh) / stride[0] + 1;
-    let ow = (w + left + right - kw) / stride[1] + 1;
-    let xp = if padding == [0; 4] { x } else { x.pad((left, right, top, bottom), PadMode::Constant(0.0)) };
-    let (span_h, span_w) = ((oh - 1) * stride[0] + 1, (ow - 1) * stride[1] + 1);
-    let (sh, sw) = (stride[0] as isize, stride[1] as isize);
-    let mut views = Vec::with_capacity(kh * kw);
-    for i in 0..kh {
-        for j in 0..kw {
-            views.push(xp.clone().slice(burn::tensor::s![.., .., i..i + span_h; sh, j..j + span_w; sw]));
-        }
-    }
-    let cols = if views.len() == 1 { views.pop().expect("one view") } else { Tensor::cat(views, 1) };
-    let cols = cols.permute([0, 2, 3, 1]).reshape([n * oh * ow, kh * kw * c]);
-    let wm = weight.permute([0, 2, 3, 1]).reshape([o, kh * kw * c]).transpose();
-    cols.matmul(wm).reshape([n, oh, ow, o]).permute([0, 3, 1, 2])
 }
 
 /// Fold inference-mode batch norm into the preceding convolution: `w' = w * g / sqrt(v + eps)`,

@@ -9,6 +9,7 @@
 pub mod attnmel;
 pub mod checkpoint;
 pub mod densenet;
+pub mod gemm_conv;
 pub mod head;
 pub mod input;
 pub mod layers;

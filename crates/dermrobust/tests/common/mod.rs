@@ -56,21 +56,31 @@ impl ModuleMapper for Jitter {
 }
 
 /// Replaces every weight tensor (rank 2 and up) with values drawn from this mapper's own seeded
-/// generator, uniform on ±1/sqrt(fan-in) (PyTorch's default scale). A network initialised by the backend depends on its global
-/// generator, which tests running alongside also draw from; after this mapper it does not.
+/// generator, uniform on ±1/sqrt(fan-in) (PyTorch's default scale), and every bias with values
+/// uniform on ±0.1. A network initialised by the backend depends on its global generator, which
+/// tests running alongside also draw from; after this mapper it does not (batch-norm parameters
+/// and statistics start as constants).
 pub struct Reinit {
     rng: ChaCha8Rng,
+    path: Vec<String>,
 }
 
 impl Reinit {
     pub fn new(seed: u64) -> Self {
-        Reinit { rng: ChaCha8Rng::seed_from_u64(seed) }
+        Reinit { rng: ChaCha8Rng::seed_from_u64(seed), path: vec![] }
     }
 }
 
 impl ModuleMapper for Reinit {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.path.pop();
+    }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if D < 2 {
+        let is_bias = self.path.last().is_some_and(|m| m == "bias");
+        if D < 2 && !is_bias {
             return param;
         }
         let rng = &mut self.rng;
@@ -78,8 +88,11 @@ impl ModuleMapper for Reinit {
             let shape: [usize; D] = t.dims();
             let n: usize = shape.iter().product();
             // Convolutions are [out, in, kh, kw]; burn's linear layers are [in, out].
-            let fan_in = if D == 2 { shape[0] } else { n / shape[0] };
-            let bound = 1.0 / (fan_in as f32).sqrt();
+            let bound = match D {
+                1 => 0.1,
+                2 => 1.0 / (shape[0] as f32).sqrt(),
+                _ => 1.0 / ((n / shape[0]) as f32).sqrt(),
+            };
             let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
             Tensor::<D>::from_data(TensorData::new(values, shape), &t.device())
         })
