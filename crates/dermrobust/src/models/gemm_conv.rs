@@ -72,22 +72,21 @@ impl ConvGeometry {
     }
 }
 
-/// `dst[m, n] = lhs[m, k] · rhs[k, n]` with row and column strides for each operand, on all
-/// threads or on this one.
+/// `dst[m, n] = lhs[m, k] · rhs[k, n]` (or `+=` with `accumulate`), with row and column strides
+/// for each input and a row stride for `dst`, on all threads or on this one.
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lhs_strides: [usize; 2], rhs: &[f32], rhs_strides: [usize; 2], threads: gemm::Parallelism) {
-    assert_eq!(dst.len(), m * n);
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_row_stride: usize, accumulate: bool, lhs: &[f32], lhs_strides: [usize; 2], rhs: &[f32], rhs_strides: [usize; 2], threads: gemm::Parallelism) {
     let last = |s: [usize; 2], rows: usize, cols: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * s[0] + (cols - 1) * s[1] + 1 };
+    assert!(dst_row_stride >= n && dst.len() >= last([dst_row_stride, 1], m, n));
     assert!(lhs.len() >= last(lhs_strides, m, k) && rhs.len() >= last(rhs_strides, k, n));
-    if m == 0 || n == 0 {
+    if m == 0 || n == 0 || k == 0 {
+        if !accumulate {
+            dst.chunks_mut(dst_row_stride).take(m).for_each(|row| row[..n].fill(0.0));
+        }
         return;
     }
-    if k == 0 {
-        dst.fill(0.0);
-        return;
-    }
-    // SAFETY: the asserts above keep every index the strides reach inside the slices; `dst` is
-    // written only (`read_dst` false) and does not alias the inputs (it is a unique borrow).
+    // SAFETY: the asserts above keep every index the strides reach inside the slices, and `dst`
+    // (a unique borrow) does not alias the inputs.
     unsafe {
         gemm::gemm(
             m,
@@ -95,15 +94,15 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lhs_stride
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
-            false,
+            dst_row_stride as isize,
+            accumulate,
             lhs.as_ptr(),
             lhs_strides[1] as isize,
             lhs_strides[0] as isize,
             rhs.as_ptr(),
             rhs_strides[1] as isize,
             rhs_strides[0] as isize,
-            0.0,
+            if accumulate { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -114,6 +113,12 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], lhs: &[f32], lhs_stride
 }
 
 const ALL_THREADS: gemm::Parallelism = gemm::Parallelism::Rayon(0);
+const ONE_THREAD: gemm::Parallelism = gemm::Parallelism::None;
+
+/// From this many output positions per image on, each image is its own matrix product (the
+/// threads share the images), which reads and writes the NCHW tensors in place; below it, one
+/// product over the whole batch, with the output gradient or the result copied channel-major.
+const PER_IMAGE_MIN_POSITIONS: usize = 64;
 
 /// The output positions `lo..hi` (out of `out`) whose input coordinate `o * stride + offset -
 /// pad` falls inside `0..size`.
@@ -155,8 +160,9 @@ fn im2col(x: &[f32], g: &ConvGeometry) -> Vec<f32> {
 }
 
 /// The adjoint of [`im2col`]: sums every column entry back onto the input pixel it came from.
-/// Returns the input gradient `[n, c, h, w]`.
-fn col2im(cols: &[f32], g: &ConvGeometry) -> Vec<f32> {
+/// `cols` is `[K, M]`, or with `image_major` `[n, K, p]`. Returns the input gradient
+/// `[n, c, h, w]`.
+fn col2im(cols: &[f32], g: &ConvGeometry, image_major: bool) -> Vec<f32> {
     let (p, m, ow, plane) = (g.p(), g.m(), g.out_w(), g.h * g.w);
     // Channel-major `[c, n, h, w]` first, so that each thread owns one channel's pixels.
     let mut by_channel = vec![0.0f32; g.c * g.n * plane];
@@ -166,11 +172,12 @@ fn col2im(cols: &[f32], g: &ConvGeometry) -> Vec<f32> {
             let (y_lo, y_hi) = valid_outputs(g.out_h(), sh, i, g.padding[0], g.h);
             for j in 0..g.kw {
                 let (x_lo, x_hi) = valid_outputs(ow, sw, j, g.padding[1], g.w);
-                let row = &cols[((c * g.kh + i) * g.kw + j) * m..][..m];
+                let r = (c * g.kh + i) * g.kw + j;
                 for n in 0..g.n {
+                    let row = if image_major { &cols[(n * g.k() + r) * p..][..p] } else { &cols[r * m + n * p..][..p] };
                     for oy in y_lo..y_hi {
                         let dst = &mut dx[n * plane + (oy * sh + i - g.padding[0]) * g.w..][..g.w];
-                        let src = &row[n * p + oy * ow..][x_lo..x_hi];
+                        let src = &row[oy * ow..][x_lo..x_hi];
                         let first = x_lo * sw + j - g.padding[1];
                         if sw == 1 {
                             dst[first..first + src.len()].iter_mut().zip(src).for_each(|(d, v)| *d += v);
@@ -215,38 +222,55 @@ fn batch_first(z: &[f32], n: usize, o: usize, p: usize) -> Vec<f32> {
 
 /// Forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]` -> `[n, o, out_h, out_w]`.
 pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (k, m) = (g.k(), g.m());
+    let (k, m, p) = (g.k(), g.m(), g.p());
     let cols = im2col(x, g);
+    if p >= PER_IMAGE_MIN_POSITIONS {
+        let mut y = vec![0.0f32; g.n * g.o * p];
+        y.par_chunks_mut(g.o * p).enumerate().for_each(|(n, image)| {
+            matmul(g.o, p, k, image, p, false, weight, [k, 1], &cols[n * p..], [m, 1], ONE_THREAD);
+        });
+        return y;
+    }
     let mut z = vec![0.0f32; g.o * m];
-    matmul(g.o, m, k, &mut z, weight, [k, 1], &cols, [m, 1], ALL_THREADS);
-    batch_first(&z, g.n, g.o, g.p())
+    matmul(g.o, m, k, &mut z, m, false, weight, [k, 1], &cols, [m, 1], ALL_THREADS);
+    batch_first(&z, g.n, g.o, p)
 }
 
 /// Gradient with respect to the weights `[o, c, kh, kw]` of the output gradient `grad`.
 pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (k, m) = (g.k(), g.m());
+    let (k, m, p) = (g.k(), g.m(), g.p());
     let cols = im2col(x, g);
-    let gm = channels_first(grad, g.n, g.o, g.p());
     if m < k {
         // Small maps: a short inner dimension, and a large output that gemm spreads over threads.
+        let gm = channels_first(grad, g.n, g.o, p);
         let mut dw = vec![0.0f32; g.o * k];
         // cols read transposed: element (row m, column k) sits at k * M + m.
-        matmul(g.o, k, m, &mut dw, &gm, [m, 1], &cols, [1, m], ALL_THREADS);
+        matmul(g.o, k, m, &mut dw, k, false, &gm, [m, 1], &cols, [1, m], ALL_THREADS);
         return dw;
     }
     // Large maps: a long inner dimension (all images and positions) and a small output, which gemm
     // spreads over threads poorly: each thread takes a share of the images instead, and the
-    // partial gradients are summed.
+    // partial gradients are summed. Each computes dWᵀ[k, o] = cols[k, m] · Gᵀ[m, o], so that the
+    // large operand (cols) is read along its rows and only the small one (G) transposed.
+    let per_image = p >= PER_IMAGE_MIN_POSITIONS;
+    let gm = if per_image { vec![] } else { channels_first(grad, g.n, g.o, p) };
     let parts = rayon::current_num_threads().clamp(1, g.n.max(1));
-    let per = g.n.div_ceil(parts) * g.p();
+    let images_per_part = g.n.div_ceil(parts);
     let partial: Vec<Vec<f32>> = (0..parts)
         .into_par_iter()
         .map(|t| {
-            let (a, b) = ((t * per).min(m), ((t + 1) * per).min(m));
-            // dWᵀ[k, o] = cols[k, m] · Gᵀ[m, o]: the large operand (cols) is read along its rows,
-            // only the small one (G) transposed (element (m, o) at o * M + m).
+            let images = (t * images_per_part).min(g.n)..((t + 1) * images_per_part).min(g.n);
             let mut dwt = vec![0.0f32; k * g.o];
-            matmul(k, g.o, b - a, &mut dwt, &cols[a..], [m, 1], &gm[a..], [1, m], gemm::Parallelism::None);
+            if per_image {
+                // Gᵀ of one image, read from NCHW: element (p, o) at o * P + p.
+                for (i, n) in images.enumerate() {
+                    matmul(k, g.o, p, &mut dwt, g.o, i > 0, &cols[n * p..], [m, 1], &grad[n * g.o * p..], [1, p], ONE_THREAD);
+                }
+            } else {
+                let (a, b) = (images.start * p, images.end * p);
+                // Gᵀ channel-major: element (m, o) at o * M + m.
+                matmul(k, g.o, b - a, &mut dwt, g.o, false, &cols[a..], [m, 1], &gm[a..], [1, m], ONE_THREAD);
+            }
             dwt
         })
         .collect();
@@ -266,12 +290,19 @@ pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
 
 /// Gradient with respect to the input `[n, c, h, w]` of the output gradient `grad`.
 pub fn input_grad_f32(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (k, m) = (g.k(), g.m());
-    let gm = channels_first(grad, g.n, g.o, g.p());
+    let (k, m, p) = (g.k(), g.m(), g.p());
+    // dcols[k, m] = Wᵀ[k, o] · G[o, m]; the weights read transposed: element (k, o) at o * K + k.
+    if p >= PER_IMAGE_MIN_POSITIONS {
+        let mut dcols = vec![0.0f32; g.n * k * p];
+        dcols.par_chunks_mut(k * p).enumerate().for_each(|(n, image)| {
+            matmul(k, p, g.o, image, p, false, weight, [1, k], &grad[n * g.o * p..], [p, 1], ONE_THREAD);
+        });
+        return col2im(&dcols, g, true);
+    }
+    let gm = channels_first(grad, g.n, g.o, p);
     let mut dcols = vec![0.0f32; k * m];
-    // The weights read transposed: element (row k, column o) sits at o * K + k.
-    matmul(k, m, g.o, &mut dcols, weight, [1, k], &gm, [m, 1], ALL_THREADS);
-    col2im(&dcols, g)
+    matmul(k, m, g.o, &mut dcols, m, false, weight, [1, k], &gm, [m, 1], ALL_THREADS);
+    col2im(&dcols, g, false)
 }
 
 /// The extension: the three passes as backend operations, so that autodiff can call the
