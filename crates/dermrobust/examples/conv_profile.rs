@@ -1,6 +1,6 @@
 //! Per-layer profile of ResNet-18's convolutions at 64 px, batch 32: forward, weight gradient and
 //! input gradient of each distinct convolution shape, times how often the network uses it, for
-//! burn-flex's own convolution and for dermrobust's batch-wide one (`models::gemm_conv`). `tools/bench/torch_conv_profile.py` measures the same on PyTorch (BENCHMARKS.md).
+//! burn-flex's own convolution and for dermrobust's batch-wide one (`models::kernels::gemm_conv`). `tools/bench/torch_conv_profile.py` measures the same on PyTorch (BENCHMARKS.md).
 //!
 //!     cargo run --release --example conv_profile [-- BATCH]
 
@@ -9,7 +9,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::module::{conv2d, conv2d_weight_backward};
 use burn::tensor::ops::ConvOptions;
-use dermrobust::models::gemm_conv::{forward_f32, input_grad_f32, weight_grad_f32, ConvGeometry};
+use dermrobust::models::kernels::gemm_conv::{forward_f32, input_grad_f32, weight_grad_f32, ConvGeometry};
 
 /// (name, count in the network, in channels, out channels, input side, kernel, stride, padding)
 const LAYERS: [(&str, usize, usize, usize, usize, usize, usize, usize); 11] = [
@@ -46,6 +46,7 @@ fn random(shape: [usize; 4], device: &Device) -> Tensor<4> {
 }
 
 fn main() {
+    dermrobust::device::keep_freed_memory();
     let batch: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(32);
     let device = Device::flex();
     let ad = device.clone().autodiff();

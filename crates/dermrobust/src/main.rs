@@ -162,6 +162,7 @@ struct LrFindArgs {
 }
 
 fn main() {
+    dermrobust::device::keep_freed_memory();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,

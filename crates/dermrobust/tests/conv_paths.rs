@@ -1,11 +1,11 @@
-//! The batch-wide matrix-product convolution (`models::gemm_conv`, used by
+//! The batch-wide matrix-product convolution (`models::kernels::gemm_conv`, used by
 //! `models::layers::conv_forward` on burn-flex) computes burn's convolution: outputs, input
 //! gradients and weight gradients agree within 1e-4 relative to the largest value, over the shapes
 //! our architectures use (stem 7x7/2, 3x3 with and without stride, 1x1 shortcuts, maps down to
 //! 1x1) and asymmetric padding.
 
 use burn::prelude::*;
-use dermrobust::models::gemm_conv::{gemm_conv2d, gemm_conv2d_grads, supported};
+use dermrobust::models::kernels::gemm_conv::{gemm_conv2d, gemm_conv2d_grads, supported};
 use dermrobust::models::layers::conv_forward;
 
 fn random(shape: [usize; 4], seed: u64, device: &Device) -> Tensor<4> {

@@ -32,7 +32,7 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
-use super::layers::relu;
+use super::layers::{conv_forward, relu};
 
 /// Name of the pool-3 attention map in [`super::ModelOutput::maps`].
 pub const MAP_POOL3: &str = "attention-pool3";
@@ -70,13 +70,13 @@ impl AttentionBlock {
     /// `[N, C]` of local features `[N, C, h, w]` and global features `[N, C_g, h_g, w_g]`.
     pub fn forward(&self, local: Tensor<4>, global: Tensor<4>) -> (Tensor<4>, Tensor<2>) {
         let [n, c, h, w] = local.dims();
-        let l = self.w_l.forward(local.clone());
-        let mut g = self.w_g.forward(global);
+        let l = conv_forward(&self.w_l, local.clone());
+        let mut g = conv_forward(&self.w_g, global);
         let [_, _, hg, wg] = g.dims();
         if (hg, wg) != (h, w) {
             g = interpolate(g, InterpolateOptions::new(InterpolateMode::Bilinear).with_align_corners(false).with_output_size([h, w]));
         }
-        let a = sigmoid(self.phi.forward(relu(l + g)));
+        let a = sigmoid(conv_forward(&self.phi, relu(l + g)));
         let pooled: Tensor<2> = (local * a.clone()).mean_dims(&[2, 3]).reshape([n, c]);
         (a, pooled)
     }

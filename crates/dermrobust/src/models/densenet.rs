@@ -6,7 +6,8 @@ use burn::nn::pool::{AvgPool2d, AvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::prelude::*;
 
-use super::layers::{conv, relu, BlurPool};
+use super::kernels::batch_norm::batch_norm;
+use super::layers::{conv, conv_forward, relu, BlurPool};
 use burn::nn::BatchNormConfig;
 
 /// DenseNet normalises before its convolutions (pre-activation), so its batch norms cannot be
@@ -26,7 +27,7 @@ pub struct DenseStem {
 
 impl DenseStem {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.pool0.forward(relu(self.norm0.forward(self.conv0.forward(x))));
+        let x = self.pool0.forward(relu(batch_norm(&self.norm0, conv_forward(&self.conv0, x))));
         match &self.blur {
             Some(b) => b.forward(x),
             None => x,
@@ -51,8 +52,8 @@ impl DenseBlock {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut features = x;
         for l in &self.layers {
-            let y = l.conv1.forward(relu(l.norm1.forward(features.clone())));
-            let y = l.conv2.forward(relu(l.norm2.forward(y)));
+            let y = conv_forward(&l.conv1, relu(batch_norm(&l.norm1, features.clone())));
+            let y = conv_forward(&l.conv2, relu(batch_norm(&l.norm2, y)));
             features = Tensor::cat(vec![features, y], 1);
         }
         features
@@ -69,7 +70,7 @@ pub struct Transition {
 
 impl Transition {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(relu(self.norm.forward(x)));
+        let x = conv_forward(&self.conv, relu(batch_norm(&self.norm, x)));
         match (&self.pool, &self.blur) {
             (_, Some(b)) => b.forward(x),
             (Some(p), None) => p.forward(x),
@@ -86,7 +87,7 @@ pub struct FinalNorm {
 
 impl FinalNorm {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.norm5.forward(x))
+        relu(batch_norm(&self.norm5, x))
     }
 }
 

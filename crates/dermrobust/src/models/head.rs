@@ -4,6 +4,7 @@ use burn::nn::{BatchNorm, Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::kernels::batch_norm::batch_norm;
 use super::layers::{bn, relu};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -77,13 +78,13 @@ impl Head {
     pub fn forward(&self, features: Tensor<4>) -> Tensor<2> {
         let mut x = self.pool(features);
         if let Some(b) = &self.bn1 {
-            x = b.forward(x);
+            x = batch_norm(b, x);
         }
         x = self.drop1.forward(x);
         if let Some(h) = &self.hidden {
             x = relu(h.forward(x));
             if let Some(b) = &self.bn2 {
-                x = b.forward(x);
+                x = batch_norm(b, x);
             }
         }
         self.out.forward(self.drop2.forward(x))

@@ -71,7 +71,7 @@ pub fn bn(channels: usize, device: &Device) -> Option<BatchNorm> {
 pub fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4> {
     let y = conv_forward(conv, x);
     match bn {
-        Some(b) => b.forward(y),
+        Some(b) => super::kernels::batch_norm::batch_norm(b, y),
         None => y,
     }
 }
@@ -82,10 +82,10 @@ pub fn conv_bn(conv: &Conv2d, bn: &Option<BatchNorm>, x: Tensor<4>) -> Tensor<4>
 /// elsewhere (other devices) burn's.
 pub fn conv_forward(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let PaddingConfig2d::Explicit(top, left, bottom, right) = conv.padding else { return conv.forward(x) };
-    if conv.groups != 1 || conv.dilation != [1, 1] || !super::gemm_conv::supported(&x) {
+    if conv.groups != 1 || conv.dilation != [1, 1] || !super::kernels::gemm_conv::supported(&x) {
         return conv.forward(x);
     }
-    let y = super::gemm_conv::gemm_conv2d(x, conv.weight.val(), conv.stride, [top, left, bottom, right]);
+    let y = super::kernels::gemm_conv::gemm_conv2d(x, conv.weight.val(), conv.stride, [top, left, bottom, right]);
     match &conv.bias {
         Some(b) => {
             let o = b.dims()[0];

@@ -9,7 +9,7 @@
 pub mod attnmel;
 pub mod checkpoint;
 pub mod densenet;
-pub mod gemm_conv;
+pub mod kernels;
 pub mod head;
 pub mod input;
 pub mod layers;

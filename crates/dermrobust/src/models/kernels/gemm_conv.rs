@@ -23,7 +23,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{backend_extension, Autodiff, Backend, DispatchDevice, Flex, TensorMetadata};
+use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
 use burn::prelude::*;
 use burn::tensor::DType;
 use rayon::prelude::*;
@@ -404,7 +404,7 @@ impl<B: Backend + GemmConvBackend, C: CheckpointStrategy> GemmConvBackend for Au
 
 /// Whether `x` can take the batch-wide path: float32 on burn-flex (with or without autodiff).
 pub fn supported(x: &Tensor<4>) -> bool {
-    x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+    super::on_flex_f32(x)
 }
 
 /// Convolution without bias (groups 1, dilation 1) through the extension; `padding` is top, left,

@@ -1,0 +1,17 @@
+//! CPU kernels for burn-flex that burn 0.22 lacks or runs slowly, as backend extensions with
+//! handwritten backward passes (issue 14, BENCHMARKS.md): convolution as batch-wide matrix
+//! products, and training-mode batch norm in fused passes. Each applies to float32 tensors on
+//! burn-flex only; the model layers fall back to burn's operations elsewhere (other devices), and
+//! `tests/kernels.rs` and `tests/conv_paths.rs` check them against burn's.
+
+pub mod batch_norm;
+pub mod gemm_conv;
+
+use burn::backend::DispatchDevice;
+use burn::prelude::*;
+use burn::tensor::DType;
+
+/// Whether `x` is float32 on burn-flex (with or without autodiff), where these kernels apply.
+pub fn on_flex_f32<const D: usize>(x: &Tensor<D>) -> bool {
+    x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
