@@ -99,5 +99,5 @@ fn main() {
 }
 
 fn values(t: &Tensor<4>) -> Vec<f32> {
-    t.to_data().into_vec::<f32>().expect("float32")
+    t.to_data().try_into_vec::<f32>().expect("float32")
 }

@@ -1,20 +1,27 @@
-//! Convolution as one matrix product over the whole batch, forward and both gradients, as a burn
-//! backend extension for burn-flex (issue 14).
+//! Convolution as large matrix products, forward and both gradients, as a burn backend extension
+//! for burn-flex (issue 14).
 //!
 //! Why: burn-flex 0.22 runs a convolution as one small matrix product per image and tile, and its
 //! backward as burn's generic one (the weight gradient is a convolution with the output gradient as
 //! kernel: a very thin product). On ResNet-18 at 64 px that made every convolution 3-4x slower
 //! than PyTorch's oneDNN. Here the input is unfolded once for the whole batch (im2col, `[K, M]`
-//! with `K = c_in * kh * kw` and `M = batch * out_h * out_w`), and each pass is a single large
-//! product with the `gemm` crate (the one burn-flex uses), spread over all threads:
+//! with `K = c_in * kh * kw` and `M = batch * out_h * out_w`), and each pass is a large product
+//! with the `gemm` crate (the one burn-flex uses, here with its AVX-512 kernels):
 //!
 //! - forward: `Y[o, m] = W[o, k] · cols[k, m]`;
 //! - weight gradient: `dW[o, k] = G[o, m] · cols[k, m]ᵀ`;
 //! - input gradient: `dcols[k, m] = W[o, k]ᵀ · G[o, m]`, folded back onto the input (col2im).
 //!
+//! How the work is shared between threads depends on the map size: on maps of at least
+//! `PER_IMAGE_MIN_POSITIONS` (64) positions each image is its own product (threads share the images,
+//! and the NCHW tensors are read and written in place); on smaller maps one product spans the
+//! batch (gemm shares it out), with the output gradient or the result copied channel-major. The
+//! weight gradient of large maps sums per-thread partial products, because one product with so
+//! long an inner dimension and so small an output is shared out poorly.
+//!
 //! Only float32 on burn-flex, groups 1, dilation 1 (every convolution of our architectures);
-//! [`gemm_conv2d`] says whether a tensor can take this path, and the model layer falls back to
-//! burn's convolution otherwise (other devices, other dtypes).
+//! [`supported`] says whether a tensor can take this path, and `models::layers::conv_forward`
+//! falls back to burn's convolution otherwise (other devices, other dtypes).
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -41,6 +48,8 @@ pub struct ConvGeometry {
     pub kw: usize,
     pub stride: [usize; 2],
     pub padding: [usize; 4],
+    out_h: usize,
+    out_w: usize,
 }
 
 impl ConvGeometry {
@@ -50,13 +59,30 @@ impl ConvGeometry {
         assert_eq!(c, wc, "convolution: the input has {c} channels, the weights expect {wc}");
         assert!(stride[0] > 0 && stride[1] > 0, "convolution: stride must be positive");
         assert!(h + padding[0] + padding[2] >= kh && w + padding[1] + padding[3] >= kw, "convolution: the kernel is larger than the padded input");
-        ConvGeometry { n, c, h, w, o, kh, kw, stride, padding }
+        let out_h = (h + padding[0] + padding[2] - kh) / stride[0] + 1;
+        let out_w = (w + padding[1] + padding[3] - kw) / stride[1] + 1;
+        ConvGeometry { n, c, h, w, o, kh, kw, stride, padding, out_h, out_w }
     }
     pub fn out_h(&self) -> usize {
-        (self.h + self.padding[0] + self.padding[2] - self.kh) / self.stride[0] + 1
+        self.out_h
     }
     pub fn out_w(&self) -> usize {
-        (self.w + self.padding[1] + self.padding[3] - self.kw) / self.stride[1] + 1
+        self.out_w
+    }
+    /// For each kernel offset `(i, j)` (row-major), where it meets the input: computed once per
+    /// convolution, not per image and channel.
+    fn offsets(&self) -> Vec<Offset> {
+        let mut all = Vec::with_capacity(self.kh * self.kw);
+        for i in 0..self.kh {
+            for j in 0..self.kw {
+                let (y_lo, y_hi) = valid_outputs(self.out_h, self.stride[0], i, self.padding[0], self.h);
+                let (x_lo, x_hi) = valid_outputs(self.out_w, self.stride[1], j, self.padding[1], self.w);
+                let empty = y_lo >= y_hi || x_lo >= x_hi;
+                let (first_y, first_x) = if empty { (0, 0) } else { (y_lo * self.stride[0] + i - self.padding[0], x_lo * self.stride[1] + j - self.padding[1]) };
+                all.push(Offset { y: y_lo..if empty { y_lo } else { y_hi }, x: x_lo..x_hi, first_y, first_x });
+            }
+        }
+        all
     }
     /// Output positions per image.
     fn p(&self) -> usize {
@@ -70,6 +96,16 @@ impl ConvGeometry {
     fn m(&self) -> usize {
         self.n * self.p()
     }
+}
+
+/// One kernel offset's meeting with the input: the output rows `y` and columns `x` whose input
+/// pixel lies inside the image (not in the padding), and the input row and column of the first.
+#[derive(Clone, Debug)]
+struct Offset {
+    y: std::ops::Range<usize>,
+    x: std::ops::Range<usize>,
+    first_y: usize,
+    first_x: usize,
 }
 
 /// `dst[m, n] = lhs[m, k] · rhs[k, n]` (or `+=` with `accumulate`), with row and column strides
@@ -130,62 +166,118 @@ fn valid_outputs(out: usize, stride: usize, offset: usize, pad: usize, size: usi
     (lo.min(out), hi.min(out).max(lo.min(out)))
 }
 
-/// The unfolded input `[K, M]`: row `(c, i, j)` holds, for every image and output position, the
-/// input pixel that kernel offset `(i, j)` of channel `c` meets (0 in the padding).
-fn im2col(x: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (p, m, ow) = (g.p(), g.m(), g.out_w());
-    let mut cols = vec![0.0f32; g.k() * m];
-    let (sh, sw) = (g.stride[0], g.stride[1]);
-    cols.par_chunks_mut(m.max(1)).enumerate().for_each(|(row, out)| {
-        let (c, i, j) = (row / (g.kh * g.kw), row / g.kw % g.kh, row % g.kw);
-        let (y_lo, y_hi) = valid_outputs(g.out_h(), sh, i, g.padding[0], g.h);
-        let (x_lo, x_hi) = valid_outputs(ow, sw, j, g.padding[1], g.w);
-        for n in 0..g.n {
-            let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-            for oy in y_lo..y_hi {
-                let src = &plane[(oy * sh + i - g.padding[0]) * g.w..][..g.w];
-                let dst = &mut out[n * p + oy * ow..][..ow];
-                let first = x_lo * sw + j - g.padding[1];
-                if sw == 1 {
-                    dst[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
-                } else {
-                    for (d, v) in dst[x_lo..x_hi].iter_mut().zip(src[first..].iter().step_by(sw)) {
-                        *d = *v;
-                    }
-                }
+/// One image's row of the unfolded input for kernel offset `at`: for every output position, the
+/// pixel of `plane` (one channel, `[h, w]`) that the offset meets. `dst` must start zeroed
+/// (padding positions stay 0).
+fn unfold_row(plane: &[f32], at: &Offset, g: &ConvGeometry, dst: &mut [f32]) {
+    let (ow, (sh, sw)) = (g.out_w, (g.stride[0], g.stride[1]));
+    if at.y.is_empty() {
+        return;
+    }
+    let (x_lo, x_hi) = (at.x.start, at.x.end);
+    if sh == 1 && sw == 1 && ow == g.w {
+        // Stride 1 and an output as wide as the input: the whole block of rows is one shifted
+        // copy (rows of 2 to 16 values are too short to copy one by one); the few positions that
+        // wrapped round from the neighbouring row are then cleared.
+        let (start, end) = (at.y.start * ow + x_lo, (at.y.end - 1) * ow + x_hi);
+        let src_start = at.first_y * g.w + at.first_x;
+        dst[start..end].copy_from_slice(&plane[src_start..src_start + (end - start)]);
+        if x_lo > 0 || x_hi < ow {
+            for oy in at.y.clone() {
+                let row = &mut dst[oy * ow..][..ow];
+                let (before, after) = (if oy > at.y.start { x_lo } else { 0 }, if oy + 1 < at.y.end { x_hi } else { ow });
+                row[..before].fill(0.0);
+                row[after..].fill(0.0);
             }
+        }
+        return;
+    }
+    for (k, oy) in at.y.clone().enumerate() {
+        let src = &plane[(at.first_y + k * sh) * g.w..][..g.w];
+        let out = &mut dst[oy * ow..][x_lo..x_hi];
+        if sw == 1 {
+            out.copy_from_slice(&src[at.first_x..at.first_x + out.len()]);
+        } else {
+            out.iter_mut().zip(src[at.first_x..].iter().step_by(sw)).for_each(|(d, v)| *d = *v);
+        }
+    }
+}
+
+/// The adjoint of [`unfold_row`]: adds one image's row of column gradients for kernel offset `at`
+/// onto the input pixels they came from. `src` is clobbered (its padding positions are zeroed).
+fn fold_row(src: &mut [f32], at: &Offset, g: &ConvGeometry, plane: &mut [f32]) {
+    let (ow, (sh, sw)) = (g.out_w, (g.stride[0], g.stride[1]));
+    if at.y.is_empty() {
+        return;
+    }
+    let (x_lo, x_hi) = (at.x.start, at.x.end);
+    if sh == 1 && sw == 1 && ow == g.w {
+        // As in `unfold_row`: one shifted block, after zeroing the gradients of padding positions
+        // that would otherwise land on the neighbouring row's pixels.
+        if x_lo > 0 || x_hi < ow {
+            for oy in at.y.clone() {
+                let row = &mut src[oy * ow..][..ow];
+                row[..x_lo].fill(0.0);
+                row[x_hi..].fill(0.0);
+            }
+        }
+        let (start, end) = (at.y.start * ow + x_lo, (at.y.end - 1) * ow + x_hi);
+        let dst_start = at.first_y * g.w + at.first_x;
+        plane[dst_start..dst_start + (end - start)].iter_mut().zip(&src[start..end]).for_each(|(d, v)| *d += v);
+        return;
+    }
+    for (k, oy) in at.y.clone().enumerate() {
+        let dst = &mut plane[(at.first_y + k * sh) * g.w..][..g.w];
+        let row = &src[oy * ow..][x_lo..x_hi];
+        if sw == 1 {
+            dst[at.first_x..at.first_x + row.len()].iter_mut().zip(row).for_each(|(d, v)| *d += v);
+        } else {
+            dst[at.first_x..].iter_mut().step_by(sw).zip(row).for_each(|(d, v)| *d += v);
+        }
+    }
+}
+
+/// Row `r` of the unfolded input is channel `r / (kh kw)` at kernel offset `r % (kh kw)`.
+fn row_parts(r: usize, g: &ConvGeometry) -> (usize, usize) {
+    (r / (g.kh * g.kw), r % (g.kh * g.kw))
+}
+
+/// One image `[c, h, w]` unfolded: `[K, p]`.
+fn im2col_image(image: &[f32], g: &ConvGeometry, offsets: &[Offset]) -> Vec<f32> {
+    let (p, plane) = (g.p(), g.h * g.w);
+    let mut cols = vec![0.0f32; g.k() * p];
+    for (r, dst) in cols.chunks_mut(p.max(1)).enumerate() {
+        let (c, q) = row_parts(r, g);
+        unfold_row(&image[c * plane..][..plane], &offsets[q], g, dst);
+    }
+    cols
+}
+
+/// The whole batch unfolded: `[K, M]`, each row holding every image's positions in turn.
+fn im2col(x: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (p, m, plane) = (g.p(), g.m(), g.h * g.w);
+    let offsets = g.offsets();
+    let mut cols = vec![0.0f32; g.k() * m];
+    cols.par_chunks_mut(m.max(1)).enumerate().for_each(|(r, row)| {
+        let (c, q) = row_parts(r, g);
+        for n in 0..g.n {
+            unfold_row(&x[(n * g.c + c) * plane..][..plane], &offsets[q], g, &mut row[n * p..][..p]);
         }
     });
     cols
 }
 
-/// The adjoint of [`im2col`]: sums every column entry back onto the input pixel it came from.
-/// `cols` is `[K, M]`, or with `image_major` `[n, K, p]`. Returns the input gradient
-/// `[n, c, h, w]`.
-fn col2im(cols: &[f32], g: &ConvGeometry, image_major: bool) -> Vec<f32> {
-    let (p, m, ow, plane) = (g.p(), g.m(), g.out_w(), g.h * g.w);
+/// The adjoint of [`im2col`]: the input gradient `[n, c, h, w]` from column gradients `[K, M]`
+/// (clobbered).
+fn col2im(cols: &mut [f32], g: &ConvGeometry) -> Vec<f32> {
+    let (p, m, plane) = (g.p(), g.m(), g.h * g.w);
     // Channel-major `[c, n, h, w]` first, so that each thread owns one channel's pixels.
     let mut by_channel = vec![0.0f32; g.c * g.n * plane];
-    let (sh, sw) = (g.stride[0], g.stride[1]);
-    by_channel.par_chunks_mut((g.n * plane).max(1)).enumerate().for_each(|(c, dx)| {
-        for i in 0..g.kh {
-            let (y_lo, y_hi) = valid_outputs(g.out_h(), sh, i, g.padding[0], g.h);
-            for j in 0..g.kw {
-                let (x_lo, x_hi) = valid_outputs(ow, sw, j, g.padding[1], g.w);
-                let r = (c * g.kh + i) * g.kw + j;
-                for n in 0..g.n {
-                    let row = if image_major { &cols[(n * g.k() + r) * p..][..p] } else { &cols[r * m + n * p..][..p] };
-                    for oy in y_lo..y_hi {
-                        let dst = &mut dx[n * plane + (oy * sh + i - g.padding[0]) * g.w..][..g.w];
-                        let src = &row[oy * ow..][x_lo..x_hi];
-                        let first = x_lo * sw + j - g.padding[1];
-                        if sw == 1 {
-                            dst[first..first + src.len()].iter_mut().zip(src).for_each(|(d, v)| *d += v);
-                        } else {
-                            dst[first..].iter_mut().step_by(sw).zip(src).for_each(|(d, v)| *d += v);
-                        }
-                    }
-                }
+    let offsets = g.offsets();
+    by_channel.par_chunks_mut((g.n * plane).max(1)).zip(cols.par_chunks_mut((offsets.len() * m).max(1))).for_each(|(dx, rows)| {
+        for (at, row) in offsets.iter().zip(rows.chunks_mut(m.max(1))) {
+            for n in 0..g.n {
+                fold_row(&mut row[n * p..][..p], at, g, &mut dx[n * plane..][..plane]);
             }
         }
     });
@@ -223,14 +315,16 @@ fn batch_first(z: &[f32], n: usize, o: usize, p: usize) -> Vec<f32> {
 /// Forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]` -> `[n, o, out_h, out_w]`.
 pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let (k, m, p) = (g.k(), g.m(), g.p());
-    let cols = im2col(x, g);
     if p >= PER_IMAGE_MIN_POSITIONS {
+        let offsets = g.offsets();
         let mut y = vec![0.0f32; g.n * g.o * p];
-        y.par_chunks_mut(g.o * p).enumerate().for_each(|(n, image)| {
-            matmul(g.o, p, k, image, p, false, weight, [k, 1], &cols[n * p..], [m, 1], ONE_THREAD);
+        y.par_chunks_mut(g.o * p).enumerate().for_each(|(n, out)| {
+            let cols = im2col_image(&x[n * g.c * g.h * g.w..][..g.c * g.h * g.w], g, &offsets);
+            matmul(g.o, p, k, out, p, false, weight, [k, 1], &cols, [p, 1], ONE_THREAD);
         });
         return y;
     }
+    let cols = im2col(x, g);
     let mut z = vec![0.0f32; g.o * m];
     matmul(g.o, m, k, &mut z, m, false, weight, [k, 1], &cols, [m, 1], ALL_THREADS);
     batch_first(&z, g.n, g.o, p)
@@ -239,8 +333,9 @@ pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
 /// Gradient with respect to the weights `[o, c, kh, kw]` of the output gradient `grad`.
 pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let (k, m, p) = (g.k(), g.m(), g.p());
-    let cols = im2col(x, g);
+    let image_len = g.c * g.h * g.w;
     if m < k {
+        let cols = im2col(x, g);
         // Small maps: a short inner dimension, and a large output that gemm spreads over threads.
         let gm = channels_first(grad, g.n, g.o, p);
         let mut dw = vec![0.0f32; g.o * k];
@@ -253,7 +348,8 @@ pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
     // partial gradients are summed. Each computes dWᵀ[k, o] = cols[k, m] · Gᵀ[m, o], so that the
     // large operand (cols) is read along its rows and only the small one (G) transposed.
     let per_image = p >= PER_IMAGE_MIN_POSITIONS;
-    let gm = if per_image { vec![] } else { channels_first(grad, g.n, g.o, p) };
+    let (cols, gm) = if per_image { (vec![], vec![]) } else { (im2col(x, g), channels_first(grad, g.n, g.o, p)) };
+    let offsets = g.offsets();
     let parts = rayon::current_num_threads().clamp(1, g.n.max(1));
     let images_per_part = g.n.div_ceil(parts);
     let partial: Vec<Vec<f32>> = (0..parts)
@@ -264,7 +360,8 @@ pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
             if per_image {
                 // Gᵀ of one image, read from NCHW: element (p, o) at o * P + p.
                 for (i, n) in images.enumerate() {
-                    matmul(k, g.o, p, &mut dwt, g.o, i > 0, &cols[n * p..], [m, 1], &grad[n * g.o * p..], [1, p], ONE_THREAD);
+                    let cols = im2col_image(&x[n * image_len..][..image_len], g, &offsets);
+                    matmul(k, g.o, p, &mut dwt, g.o, i > 0, &cols, [p, 1], &grad[n * g.o * p..], [1, p], ONE_THREAD);
                 }
             } else {
                 let (a, b) = (images.start * p, images.end * p);
@@ -293,16 +390,23 @@ pub fn input_grad_f32(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32
     let (k, m, p) = (g.k(), g.m(), g.p());
     // dcols[k, m] = Wᵀ[k, o] · G[o, m]; the weights read transposed: element (k, o) at o * K + k.
     if p >= PER_IMAGE_MIN_POSITIONS {
-        let mut dcols = vec![0.0f32; g.n * k * p];
-        dcols.par_chunks_mut(k * p).enumerate().for_each(|(n, image)| {
-            matmul(k, p, g.o, image, p, false, weight, [1, k], &grad[n * g.o * p..], [p, 1], ONE_THREAD);
+        // Each image's gradient is its own: the threads share the images, and fold in place.
+        let (plane, offsets) = (g.h * g.w, g.offsets());
+        let mut dx = vec![0.0f32; g.n * g.c * plane];
+        dx.par_chunks_mut((g.c * plane).max(1)).enumerate().for_each(|(n, image)| {
+            let mut dcols = vec![0.0f32; k * p];
+            matmul(k, p, g.o, &mut dcols, p, false, weight, [1, k], &grad[n * g.o * p..], [p, 1], ONE_THREAD);
+            for (r, row) in dcols.chunks_mut(p.max(1)).enumerate() {
+                let (c, q) = row_parts(r, g);
+                fold_row(row, &offsets[q], g, &mut image[c * plane..][..plane]);
+            }
         });
-        return col2im(&dcols, g, true);
+        return dx;
     }
     let gm = channels_first(grad, g.n, g.o, p);
     let mut dcols = vec![0.0f32; k * m];
     matmul(k, m, g.o, &mut dcols, m, false, weight, [1, k], &gm, [m, 1], ALL_THREADS);
-    col2im(&dcols, g, false)
+    col2im(&mut dcols, g)
 }
 
 /// The extension: the three passes as backend operations, so that autodiff can call the
