@@ -35,6 +35,9 @@ fn batch_gemm_convolution_matches_burns_forward_and_backward() {
         (2, 8, 8, 16, 3, 1, 1, true),
         (3, 5, 7, 11, 3, 2, 1, false),
         (2, 4, 6, 1, 3, 1, 1, false),
+        // Several images per thread on the per-image path (scratch buffers reused across images).
+        (7, 3, 4, 8, 3, 1, 1, false),
+        (5, 4, 6, 20, 3, 2, 1, true),
     ];
     for (i, &(n, cin, cout, side, k, s, p, bias)) in cases.iter().enumerate() {
         let what = format!("case {i}: {cin}->{cout} {k}x{k}/{s} pad {p} at {side}x{side}");

@@ -242,15 +242,15 @@ fn row_parts(r: usize, g: &ConvGeometry) -> (usize, usize) {
     (r / (g.kh * g.kw), r % (g.kh * g.kw))
 }
 
-/// One image `[c, h, w]` unfolded: `[K, p]`.
-fn im2col_image(image: &[f32], g: &ConvGeometry, offsets: &[Offset]) -> Vec<f32> {
+/// One image `[c, h, w]` unfolded into `cols` (`[K, p]`). Only positions inside the image are
+/// written: a buffer zeroed once keeps its zero padding when reused for the next image of the
+/// same convolution (so scratch buffers are zeroed once per thread, not per image).
+fn im2col_image(image: &[f32], g: &ConvGeometry, offsets: &[Offset], cols: &mut [f32]) {
     let (p, plane) = (g.p(), g.h * g.w);
-    let mut cols = vec![0.0f32; g.k() * p];
     for (r, dst) in cols.chunks_mut(p.max(1)).enumerate() {
         let (c, q) = row_parts(r, g);
         unfold_row(&image[c * plane..][..plane], &offsets[q], g, dst);
     }
-    cols
 }
 
 /// The whole batch unfolded: `[K, M]`, each row holding every image's positions in turn.
@@ -318,10 +318,14 @@ pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
     if p >= PER_IMAGE_MIN_POSITIONS {
         let offsets = g.offsets();
         let mut y = vec![0.0f32; g.n * g.o * p];
-        y.par_chunks_mut(g.o * p).enumerate().for_each(|(n, out)| {
-            let cols = im2col_image(&x[n * g.c * g.h * g.w..][..g.c * g.h * g.w], g, &offsets);
-            matmul(g.o, p, k, out, p, false, weight, [k, 1], &cols, [p, 1], ONE_THREAD);
-        });
+        let image_len = g.c * g.h * g.w;
+        y.par_chunks_mut(g.o * p).enumerate().for_each_init(
+            || vec![0.0f32; k * p],
+            |cols, (n, out)| {
+                im2col_image(&x[n * image_len..][..image_len], g, &offsets, cols);
+                matmul(g.o, p, k, out, p, false, weight, [k, 1], cols, [p, 1], ONE_THREAD);
+            },
+        );
         return y;
     }
     let cols = im2col(x, g);
@@ -359,8 +363,9 @@ pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
             let mut dwt = vec![0.0f32; k * g.o];
             if per_image {
                 // Gᵀ of one image, read from NCHW: element (p, o) at o * P + p.
+                let mut cols = vec![0.0f32; k * p];
                 for (i, n) in images.enumerate() {
-                    let cols = im2col_image(&x[n * image_len..][..image_len], g, &offsets);
+                    im2col_image(&x[n * image_len..][..image_len], g, &offsets, &mut cols);
                     matmul(k, g.o, p, &mut dwt, g.o, i > 0, &cols, [p, 1], &grad[n * g.o * p..], [1, p], ONE_THREAD);
                 }
             } else {
@@ -393,14 +398,17 @@ pub fn input_grad_f32(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32
         // Each image's gradient is its own: the threads share the images, and fold in place.
         let (plane, offsets) = (g.h * g.w, g.offsets());
         let mut dx = vec![0.0f32; g.n * g.c * plane];
-        dx.par_chunks_mut((g.c * plane).max(1)).enumerate().for_each(|(n, image)| {
-            let mut dcols = vec![0.0f32; k * p];
-            matmul(k, p, g.o, &mut dcols, p, false, weight, [1, k], &grad[n * g.o * p..], [p, 1], ONE_THREAD);
-            for (r, row) in dcols.chunks_mut(p.max(1)).enumerate() {
-                let (c, q) = row_parts(r, g);
-                fold_row(row, &offsets[q], g, &mut image[c * plane..][..plane]);
-            }
-        });
+        // The column buffer is fully overwritten by each product, so it is reused per thread.
+        dx.par_chunks_mut((g.c * plane).max(1)).enumerate().for_each_init(
+            || vec![0.0f32; k * p],
+            |dcols, (n, image)| {
+                matmul(k, p, g.o, dcols, p, false, weight, [1, k], &grad[n * g.o * p..], [p, 1], ONE_THREAD);
+                for (r, row) in dcols.chunks_mut(p.max(1)).enumerate() {
+                    let (c, q) = row_parts(r, g);
+                    fold_row(row, &offsets[q], g, &mut image[c * plane..][..plane]);
+                }
+            },
+        );
         return dx;
     }
     let gm = channels_first(grad, g.n, g.o, p);
