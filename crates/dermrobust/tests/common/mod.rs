@@ -94,7 +94,12 @@ impl ModuleMapper for Reinit {
                 _ => 1.0 / ((n / shape[0]) as f32).sqrt(),
             };
             let values: Vec<f32> = (0..n).map(|_| rng.random_range(-bound..bound)).collect();
-            Tensor::<D>::from_data(TensorData::new(values, shape), &t.device())
+            let fresh = Tensor::<D>::from_data(TensorData::new(values, shape), &t.device());
+            if t.is_require_grad() {
+                fresh.require_grad()
+            } else {
+                fresh
+            }
         })
     }
 }
