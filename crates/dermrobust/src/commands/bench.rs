@@ -1,16 +1,10 @@
 //! `dermrobust bench`: images per second of training steps and inference on random input,
 //! the same measurement as `../shared/bench/torch_resnet18.py` makes for PyTorch.
 
-use std::time::Instant;
-
 use anyhow::Result;
-use burn::optim::GradientsParams;
-use burn::prelude::*;
-use serde::Serialize;
 
-use crate::models::{normalise, Arch, ModelConfig};
-use crate::training::config::LossKind;
-use crate::training::loss::Loss;
+use crate::models::Arch;
+use crate::training::throughput::{measure, ThroughputConfig};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -35,132 +29,19 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
-    /// Refuse options that would measure nothing or divide by zero.
+    /// Refuse options that would measure nothing or divide by zero (naming the option).
     pub fn validate(&self) -> Result<()> {
-        if self.iters == 0 {
-            anyhow::bail!("--iters must be at least 1, got 0 (the median of no timings is undefined)");
-        }
-        if self.batch == 0 {
-            anyhow::bail!("--batch must be at least 1, got 0");
-        }
-        if self.classes < 2 {
-            anyhow::bail!("--classes must be at least 2, got {}", self.classes);
-        }
-        if self.res < 16 {
-            anyhow::bail!("--res must be at least 16 pixels, got {}", self.res);
-        }
-        if !(self.width.is_finite() && self.width > 0.0) {
-            anyhow::bail!("--width must be a finite number greater than 0, got {}", self.width);
-        }
-        Ok(())
+        self.config().validate()
     }
-}
 
-#[derive(Serialize)]
-struct BenchResult {
-    arch: String,
-    width: f64,
-    res: usize,
-    batch: usize,
-    threads: usize,
-    train_images_per_s: f64,
-    infer_images_per_s: f64,
-    /// Inference with batch norm folded into the convolutions (what evaluation and audits use).
-    infer_folded_images_per_s: f64,
-    /// Inference through `--engine` (tract or ort), when it is not burn.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    engine: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    infer_engine_images_per_s: Option<f64>,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+    pub fn config(&self) -> ThroughputConfig {
+        ThroughputConfig { arch: self.arch, width: self.width, res: self.res, batch: self.batch, iters: self.iters, classes: self.classes, anti_alias: self.anti_alias }
+    }
 }
 
 pub fn run(a: &BenchArgs) -> Result<()> {
-    a.validate()?;
-    let config = ModelConfig { width: a.width, anti_alias: a.anti_alias, head: crate::models::HeadKind::Linear, ..ModelConfig::new(a.arch, a.classes) };
-    let device = crate::device::autodiff_device();
-    device.seed(0);
-    let mut model = config.init(&device);
-    let mut optim = burn::optim::SgdConfig::new()
-        .with_momentum(Some(burn::optim::momentum::MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
-        .init();
-    let loss_fn = Loss { kind: LossKind::CrossEntropy, class_weights: None, label_smoothing: 0.0, focal_gamma: 0.0 };
-    let n = a.batch * 3 * a.res * a.res;
-    let pixels: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
-    let labels: Vec<usize> = (0..a.batch).map(|i| i % a.classes).collect();
-    let mut train_times = Vec::new();
-    for it in 0..a.iters + 2 {
-        let t = Instant::now();
-        let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [a.batch, 3, a.res, a.res]), &device);
-        let loss = loss_fn.forward(model.forward(normalise(x, &config)), &labels);
-        let _: f32 = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(0.01, model, grads);
-        if it >= 2 {
-            train_times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    let cpu = crate::device::inference_device();
-    let time_inference = |eval: &crate::models::Classifier| -> f64 {
-        let mut times = Vec::new();
-        for it in 0..a.iters + 2 {
-            let t = Instant::now();
-            let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [a.batch, 3, a.res, a.res]), &cpu);
-            let out = eval.forward(normalise(x, &config));
-            let _ = out.try_into_vec_as::<f32>();
-            if it >= 2 {
-                times.push(t.elapsed().as_secs_f64());
-            }
-        }
-        median(times)
-    };
-    let eval = model.valid();
-    let infer = time_inference(&eval);
-    let folded = eval.fold_batch_norm();
-    let infer_folded = time_inference(&folded);
-    // The engine chosen with --engine, when it is not burn: the same folded model through it
-    // (probabilities of the same input, as the inference-only commands compute them).
+    let r = measure(&a.config())?;
     let engine = crate::evaluation::engine::engine();
-    let infer_engine = if engine == crate::evaluation::engine::Engine::Burn {
-        None
-    } else {
-        let meta = crate::models::checkpoint::ModelMeta {
-            config: config.clone(),
-            classes: (0..a.classes).map(|k| format!("class{k}")).collect(),
-            label_scheme: dermrobust_core::data::LabelScheme::Native,
-            preprocess: dermrobust_core::data::Preprocess { size: a.res, centre_crop: None },
-            capture: None,
-        };
-        let trained = crate::evaluation::TrainedModel { model: folded, meta, device: cpu.clone(), batch_size: a.batch };
-        let fast = crate::evaluation::engine::EngineModel::new(trained, engine)?;
-        let plane = 3 * a.res * a.res;
-        let images: Vec<dermrobust_core::imaging::Image> = pixels.chunks(plane).map(|c| dermrobust_core::imaging::Image::new(3, a.res, a.res, c.to_vec())).collect();
-        let mut times = Vec::new();
-        for it in 0..a.iters + 2 {
-            let t = Instant::now();
-            let _ = crate::evaluation::ImageClassifier::predict(&fast, &images)?;
-            if it >= 2 {
-                times.push(t.elapsed().as_secs_f64());
-            }
-        }
-        Some(a.batch as f64 / median(times))
-    };
-    let r = BenchResult {
-        arch: a.arch.to_string(),
-        width: a.width,
-        res: a.res,
-        batch: a.batch,
-        threads: rayon::current_num_threads(),
-        train_images_per_s: a.batch as f64 / median(train_times),
-        infer_images_per_s: a.batch as f64 / infer,
-        infer_folded_images_per_s: a.batch as f64 / infer_folded,
-        engine: infer_engine.map(|_| engine.flag().to_string()),
-        infer_engine_images_per_s: infer_engine,
-    };
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
