@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torchvision.models.vgg import make_layers
 
+from make_torchvision_fixture import randomise_batch_norm
+
 
 class AttentionBlock(nn.Module):
     def __init__(self, in_features_l, in_features_g, attn_features, up_factor, normalize_attn=True):
@@ -99,13 +101,8 @@ class TinyAttnVGG(nn.Module):
 def main(out):
     torch.manual_seed(3)
     model = TinyAttnVGG()
+    randomise_batch_norm(model)
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
         model.cls.weight.uniform_(-2.0, 2.0)
         for attn in (model.attn1, model.attn2):
             attn.W_l.weight.uniform_(-0.5, 0.5)
