@@ -267,13 +267,19 @@ fn attention_options_and_maps_refuse_other_architectures() {
     let device = Device::flex();
     device.seed(1);
     let config = ModelConfig { width: 0.125, head: HeadKind::Linear, ..ModelConfig::new(Arch::Vgg16Gap, 2) };
-    let meta: ModelMeta = serde_json::from_value(serde_json::json!({
-        "config": config, "classes": ["a", "b"], "label_scheme": LabelScheme::Native, "preprocess": Preprocess { size: 32, centre_crop: None },
-    }))
-    .unwrap();
+    let meta = two_class_meta(&config, 32);
     let model = DifferentiableModel::from_model(config.init(&device), meta);
     let e = attention_maps(&model, &[Image::filled(3, 32, 32, 0.5)], AttentionLayer::Pool3).unwrap_err().to_string();
     assert!(e.contains("no attention maps"), "{e}");
+}
+
+/// Metadata for a two-class model at `size` pixels (through serde, so fields added to `ModelMeta`
+/// later, with defaults, need no change here).
+fn two_class_meta(config: &ModelConfig, size: usize) -> ModelMeta {
+    serde_json::from_value(serde_json::json!({
+        "config": config, "classes": ["a", "b"], "label_scheme": LabelScheme::Native, "preprocess": Preprocess { size, centre_crop: None },
+    }))
+    .unwrap()
 }
 
 /// Yan's recipe fills the options left at their defaults and keeps the ones given.
@@ -295,10 +301,7 @@ fn onnx_export_of_attnmel_refuses_uneven_up_sampling_clearly() {
     let device = Device::flex();
     device.seed(2);
     let config = ModelConfig { width: 0.125, head: HeadKind::Linear, ..ModelConfig::new(Arch::Attnmel, 2) };
-    let meta: ModelMeta = serde_json::from_value(serde_json::json!({
-        "config": config, "classes": ["a", "b"], "label_scheme": LabelScheme::Native, "preprocess": Preprocess { size: 80, centre_crop: None },
-    }))
-    .unwrap();
+    let meta = two_class_meta(&config, 80);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("attnmel.onnx");
     let e = dermrobust::models::onnx_export::export_onnx(&config.init(&device).valid(), &meta, &path).unwrap_err().to_string();
