@@ -104,11 +104,6 @@ pub struct AppliedRemedy {
 }
 
 impl CaptureRemedy {
-    /// Whether any remedy is asked for.
-    pub fn any(&self) -> bool {
-        self.gamma.is_some() || self.fov.is_some()
-    }
-
     /// Whether it reads lesion masks (field of view from the mask).
     pub fn uses_masks(&self) -> bool {
         self.fov == Some(FovSource::Mask)

@@ -41,7 +41,6 @@ impl BenchArgs {
 
 pub fn run(a: &BenchArgs) -> Result<()> {
     let r = measure(&a.config())?;
-    let engine = crate::evaluation::engine::engine();
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
@@ -49,7 +48,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             "{} x{} at {}px, batch {}, {} threads: train {:.1} images/s, inference {:.1} images/s ({:.1} with batch norm folded)",
             r.arch, r.width, r.res, r.batch, r.threads, r.train_images_per_s, r.infer_images_per_s, r.infer_folded_images_per_s
         );
-        if let Some(v) = r.infer_engine_images_per_s {
+        if let (Some(engine), Some(v)) = (&r.engine, r.infer_engine_images_per_s) {
             println!("inference on {engine}: {v:.1} images/s");
         }
     }

@@ -239,18 +239,6 @@ impl Classifier {
             .collect()
     }
 
-    /// The output of backbone stage `last` (inclusive) for normalised input.
-    pub fn forward_through(&self, x: Tensor<4>, last: usize) -> Tensor<4> {
-        self.stages().take(last + 1).fold(x, |x, s| s.forward(x))
-    }
-
-    /// Logits from the output of backbone stage `last` (the rest of the network).
-    /// (Not for an attention model, whose head also reads earlier stages: use
-    /// [`forward_split`](Self::forward_split).)
-    pub fn forward_after(&self, activation: Tensor<4>, last: usize) -> Tensor<2> {
-        self.head_forward(self.stages().skip(last + 1).fold(activation, |x, s| s.forward(x)))
-    }
-
     /// The output of backbone stage `last` for normalised input, made a leaf of the autodiff
     /// graph (so its gradient is kept), and the logits computed from it: for gradients with
     /// respect to a layer. Works for every architecture (an attention model's head also reads

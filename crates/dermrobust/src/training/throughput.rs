@@ -67,9 +67,18 @@ pub struct Throughput {
     pub infer_engine_images_per_s: Option<f64>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
+/// Seconds per call of `run`: the median of `iters` timed calls after 2 warm-up calls.
+fn median_seconds(iters: usize, mut run: impl FnMut() -> Result<()>) -> Result<f64> {
+    let mut times = Vec::with_capacity(iters);
+    for it in 0..iters + 2 {
+        let t = Instant::now();
+        run()?;
+        if it >= 2 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
 
 /// Times training steps (SGD with momentum, cross-entropy), inference, inference with batch norm
@@ -80,7 +89,7 @@ pub fn measure(a: &ThroughputConfig) -> Result<Throughput> {
     let config = ModelConfig { width: a.width, anti_alias: a.anti_alias, head: crate::models::HeadKind::Linear, ..ModelConfig::new(a.arch, a.classes) };
     let device = crate::device::autodiff_device();
     device.seed(0);
-    let mut model = config.init(&device);
+    let mut model = Some(config.init(&device));
     let mut optim = burn::optim::SgdConfig::new()
         .with_momentum(Some(burn::optim::momentum::MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
         .init();
@@ -88,36 +97,28 @@ pub fn measure(a: &ThroughputConfig) -> Result<Throughput> {
     let n = a.batch * 3 * a.res * a.res;
     let pixels: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();
     let labels: Vec<usize> = (0..a.batch).map(|i| i % a.classes).collect();
-    let mut train_times = Vec::new();
-    for it in 0..a.iters + 2 {
-        let t = Instant::now();
+    let train = median_seconds(a.iters, || {
+        let m = model.take().expect("the model is put back after every step");
         let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [a.batch, 3, a.res, a.res]), &device);
-        let loss = loss_fn.forward(model.forward(normalise(x, &config)), &labels);
+        let loss = loss_fn.forward(m.forward(normalise(x, &config)), &labels);
         let _: f32 = loss.clone().into_scalar();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(0.01, model, grads);
-        if it >= 2 {
-            train_times.push(t.elapsed().as_secs_f64());
-        }
-    }
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        model = Some(optim.step(0.01, m, grads));
+        Ok(())
+    })?;
     let cpu = crate::device::inference_device();
-    let time_inference = |eval: &crate::models::Classifier| -> f64 {
-        let mut times = Vec::new();
-        for it in 0..a.iters + 2 {
-            let t = Instant::now();
+    let time_inference = |eval: &crate::models::Classifier| {
+        median_seconds(a.iters, || {
             let x = Tensor::<4>::from_data(TensorData::new(pixels.clone(), [a.batch, 3, a.res, a.res]), &cpu);
-            let out = eval.forward(normalise(x, &config));
-            let _ = out.try_into_vec_as::<f32>();
-            if it >= 2 {
-                times.push(t.elapsed().as_secs_f64());
-            }
-        }
-        median(times)
+            let _ = eval.forward(normalise(x, &config)).try_into_vec_as::<f32>();
+            Ok(())
+        })
     };
+    let model = model.expect("the model is put back after every step");
     let eval = model.valid();
-    let infer = time_inference(&eval);
+    let infer = time_inference(&eval)?;
     let folded = eval.fold_batch_norm();
-    let infer_folded = time_inference(&folded);
+    let infer_folded = time_inference(&folded)?;
     // The engine chosen with --engine, when it is not burn: the same folded model through it
     // (probabilities of the same input, as the inference-only commands compute them).
     let engine = crate::evaluation::engine::engine();
@@ -135,15 +136,8 @@ pub fn measure(a: &ThroughputConfig) -> Result<Throughput> {
         let fast = crate::evaluation::engine::EngineModel::new(trained, engine)?;
         let plane = 3 * a.res * a.res;
         let images: Vec<dermrobust_core::imaging::Image> = pixels.chunks(plane).map(|c| dermrobust_core::imaging::Image::new(3, a.res, a.res, c.to_vec())).collect();
-        let mut times = Vec::new();
-        for it in 0..a.iters + 2 {
-            let t = Instant::now();
-            let _ = crate::evaluation::ImageClassifier::predict(&fast, &images)?;
-            if it >= 2 {
-                times.push(t.elapsed().as_secs_f64());
-            }
-        }
-        Some(a.batch as f64 / median(times))
+        let seconds = median_seconds(a.iters, || crate::evaluation::ImageClassifier::predict(&fast, &images).map(|_| ()))?;
+        Some(a.batch as f64 / seconds)
     };
     Ok(Throughput {
         arch: a.arch.to_string(),
@@ -151,7 +145,7 @@ pub fn measure(a: &ThroughputConfig) -> Result<Throughput> {
         res: a.res,
         batch: a.batch,
         threads: rayon::current_num_threads(),
-        train_images_per_s: a.batch as f64 / median(train_times),
+        train_images_per_s: a.batch as f64 / train,
         infer_images_per_s: a.batch as f64 / infer,
         infer_folded_images_per_s: a.batch as f64 / infer_folded,
         engine: infer_engine.map(|_| engine.flag().to_string()),

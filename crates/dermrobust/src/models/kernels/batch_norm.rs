@@ -19,12 +19,12 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
-use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Flex};
+
+use super::{f32_values, flex_tensor};
 use burn::nn::BatchNorm;
 use burn::prelude::*;
-use burn::tensor::DType;
 use rayon::prelude::*;
 
 /// `[batch, channels, positions]` of an activation `[batch, channels, ...]`.
@@ -117,22 +117,13 @@ pub trait FusedBatchNormBackend: Backend {
     fn fused_batch_norm_train_backward(x: FloatTensor<Self>, gamma: FloatTensor<Self>, mean: FloatTensor<Self>, variance: FloatTensor<Self>, epsilon: f64, output_grad: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
-fn f32_values(t: &FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "fused batch norm: float32 only (supported() checks this first)");
-    t.to_contiguous()
-}
-
-fn flex(values: Vec<f32>, shape: Vec<usize>) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
 impl FusedBatchNormBackend for Flex {
     fn fused_batch_norm_train(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let (x, gamma, beta) = (f32_values(&x), f32_values(&gamma), f32_values(&beta));
         let shape = x.layout().shape().to_vec();
         let dims = layout(&shape);
         let (y, mean, var) = forward_f32(x.storage::<f32>(), gamma.storage::<f32>(), beta.storage::<f32>(), epsilon, dims);
-        (flex(y, shape), flex(mean, vec![dims[1]]), flex(var, vec![dims[1]]))
+        (flex_tensor(y, shape), flex_tensor(mean, vec![dims[1]]), flex_tensor(var, vec![dims[1]]))
     }
 
     fn fused_batch_norm_train_backward(x: FloatTensor<Self>, gamma: FloatTensor<Self>, mean: FloatTensor<Self>, variance: FloatTensor<Self>, epsilon: f64, output_grad: FloatTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
@@ -140,7 +131,7 @@ impl FusedBatchNormBackend for Flex {
         let shape = x.layout().shape().to_vec();
         let dims = layout(&shape);
         let (dx, dgamma, dbeta) = backward_f32(x.storage::<f32>(), gamma.storage::<f32>(), mean.storage::<f32>(), variance.storage::<f32>(), epsilon, dy.storage::<f32>(), dims);
-        (flex(dx, shape), flex(dgamma, vec![dims[1]]), flex(dbeta, vec![dims[1]]))
+        (flex_tensor(dx, shape), flex_tensor(dgamma, vec![dims[1]]), flex_tensor(dbeta, vec![dims[1]]))
     }
 }
 

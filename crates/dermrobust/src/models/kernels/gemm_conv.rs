@@ -28,11 +28,11 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
-use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
+
+use super::{f32_values, flex_tensor};
 use burn::prelude::*;
-use burn::tensor::DType;
 use rayon::prelude::*;
 
 /// The shape of one convolution: input `[n, c, h, w]`, weights `[o, c, kh, kw]`, stride
@@ -353,7 +353,7 @@ pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
     // large operand (cols) is read along its rows and only the small one (G) transposed.
     let per_image = p >= PER_IMAGE_MIN_POSITIONS;
     let (cols, gm) = if per_image { (vec![], vec![]) } else { (im2col(x, g), channels_first(grad, g.n, g.o, p)) };
-    let offsets = g.offsets();
+    let offsets = if per_image { g.offsets() } else { vec![] };
     let parts = rayon::current_num_threads().clamp(1, g.n.max(1));
     let images_per_part = g.n.div_ceil(parts);
     let partial: Vec<Vec<f32>> = (0..parts)
@@ -430,26 +430,16 @@ fn dims4(shape: &[usize]) -> [usize; 4] {
     shape.try_into().expect("a rank-4 tensor")
 }
 
-/// A contiguous float32 copy of a flex tensor's values (no copy when already contiguous).
-fn flex_values(t: &FlexTensor) -> FlexTensor {
-    assert_eq!(t.dtype(), DType::F32, "gemm convolution: float32 only (gemm_conv2d checks this first)");
-    t.to_contiguous()
-}
-
-fn flex_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, shape))
-}
-
 impl GemmConvBackend for Flex {
     fn gemm_conv2d(x: FloatTensor<Self>, weight: FloatTensor<Self>, stride: [usize; 2], padding: [usize; 4]) -> FloatTensor<Self> {
-        let (x, weight) = (flex_values(&x), flex_values(&weight));
+        let (x, weight) = (f32_values(&x), f32_values(&weight));
         let g = ConvGeometry::new(dims4(x.layout().shape()), dims4(weight.layout().shape()), stride, padding);
         let y = forward_f32(x.storage::<f32>(), weight.storage::<f32>(), &g);
         flex_tensor(y, [g.n, g.o, g.out_h(), g.out_w()])
     }
 
     fn gemm_conv2d_input_grad(weight: FloatTensor<Self>, grad: FloatTensor<Self>, input_hw: [usize; 2], stride: [usize; 2], padding: [usize; 4]) -> FloatTensor<Self> {
-        let (weight, grad) = (flex_values(&weight), flex_values(&grad));
+        let (weight, grad) = (f32_values(&weight), f32_values(&grad));
         let [o, c, kh, kw] = dims4(weight.layout().shape());
         let n = grad.layout().shape()[0];
         let g = ConvGeometry::new([n, c, input_hw[0], input_hw[1]], [o, c, kh, kw], stride, padding);
@@ -458,7 +448,7 @@ impl GemmConvBackend for Flex {
     }
 
     fn gemm_conv2d_weight_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>, kernel: [usize; 2], stride: [usize; 2], padding: [usize; 4]) -> FloatTensor<Self> {
-        let (x, grad) = (flex_values(&x), flex_values(&grad));
+        let (x, grad) = (f32_values(&x), f32_values(&grad));
         let input = dims4(x.layout().shape());
         let o = grad.layout().shape()[1];
         let g = ConvGeometry::new(input, [o, input[1], kernel[0], kernel[1]], stride, padding);

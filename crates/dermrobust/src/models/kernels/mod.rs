@@ -7,6 +7,7 @@
 pub mod batch_norm;
 pub mod gemm_conv;
 
+use burn::backend::flex::FlexTensor;
 use burn::backend::DispatchDevice;
 use burn::prelude::*;
 use burn::tensor::DType;
@@ -14,4 +15,16 @@ use burn::tensor::DType;
 /// Whether `x` is float32 on burn-flex (with or without autodiff), where these kernels apply.
 pub fn on_flex_f32<const D: usize>(x: &Tensor<D>) -> bool {
     x.dtype() == DType::F32 && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// A contiguous float32 view of a flex tensor's values (a copy only when it is not contiguous).
+/// The kernels are offered float32 tensors only ([`on_flex_f32`]), so another dtype is a bug.
+fn f32_values(t: &FlexTensor) -> FlexTensor {
+    assert_eq!(t.dtype(), DType::F32, "dermrobust's CPU kernels take float32 only (on_flex_f32 is checked first)");
+    t.to_contiguous()
+}
+
+/// A flex tensor of `values` with `shape`.
+fn flex_tensor(values: Vec<f32>, shape: impl Into<Vec<usize>>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.into()))
 }
