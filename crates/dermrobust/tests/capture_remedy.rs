@@ -414,3 +414,21 @@ fn an_interrupted_explanation_resumes_to_the_same_outputs() {
     run_job(&fresh, true).unwrap();
     assert_eq!(read(&part.join(PROGRESS_FILE)).lines().count(), 1);
 }
+
+/// Models trained with different remedies are audited together only when an option sets one
+/// remedy for all: the check compares the remedies as the options resolve them.
+#[test]
+fn models_with_different_remedies_are_reconciled_by_the_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let gamma = CaptureRemedy { gamma: Some(1.3), ..Default::default() };
+    let models = vec![save_model(&dir.path().join("plain"), None), save_model(&dir.path().join("gamma"), Some(gamma.clone()))];
+    let load = |choice: &CaptureChoice| dermrobust::evaluation::load_classifiers(&models, false, None, choice).map(|(_, info)| info.capture);
+    let e = format!("{:#}", load(&CaptureChoice::Recorded).unwrap_err());
+    assert!(e.contains("gamma") && e.contains("--no-capture-remedy"), "{e}");
+    assert_eq!(load(&CaptureChoice::Off).unwrap(), None);
+    let fov = CaptureRemedy { fov: Some(FovSource::Auto), ..Default::default() };
+    assert_eq!(load(&CaptureChoice::Use(fov.clone())).unwrap(), Some(fov));
+    // One model alone keeps its recorded remedy.
+    let single = dermrobust::evaluation::load_classifiers(&models[1..], false, None, &CaptureChoice::Recorded).unwrap().1;
+    assert_eq!(single.capture, Some(gamma));
+}

@@ -17,7 +17,7 @@ use crate::audits::brittleness::{Brittleness, PairOptions};
 use crate::audits::runner::MeanSd;
 use crate::audits::suite::Suite;
 use crate::audits::{run_audit, Audit, AuditImages, AuditRun, ConditionSummary};
-use crate::evaluation::{learned_prior, load_classifiers, with_priors, DecisionRule, Tta};
+use crate::evaluation::{learned_prior, load_classifiers, with_priors, CaptureChoice, DecisionRule, Tta};
 use crate::models::Arch;
 use crate::training::config::AugmentPreset;
 use crate::training::trainer::training_finished;
@@ -299,7 +299,7 @@ pub fn run_grid<A: Audit>(a: &ExperimentArgs, audit: &A, quiet: bool) -> Result<
                 let audit_dir = a.out.join("audits").join(arch.name()).join(method.replace('+', "_"));
                 let images = AuditImages { set: &data.set, indices: &test, pool: &data.test };
                 let tta = tta.then_some(&tta_choice);
-                let (classifiers, _) = load_classifiers(&models, false, tta)?;
+                let (classifiers, _) = load_classifiers(&models, false, tta, &CaptureChoice::Recorded)?;
                 let classifiers = with_priors(classifiers, priors.as_deref())?;
                 let subject = serde_json::json!({ "tta": tta, "decision": a.decision });
                 let run = AuditRun { data: a.config.data.to_string(), model_paths: &models, subject, out: &audit_dir, resume: a.resume, quiet };

@@ -95,8 +95,7 @@ impl AuditSubject {
     /// [`AuditSubject::prepare`], with the lesion masks loaded too when `masks`.
     pub fn prepare_with_masks(&self, quiet: bool, masks: bool) -> Result<Prepared> {
         let split = self.split_file();
-        let (classifiers, info) = load_classifiers(&self.models, self.ensemble, self.tta.as_ref())?;
-        let info = info.with_capture(&self.capture);
+        let (classifiers, info) = load_classifiers(&self.models, self.ensemble, self.tta.as_ref(), &self.capture)?;
         let (set, pool) = model_data_with_masks(&info, &self.data, split.as_deref(), &self.part, self.skip_bad, quiet, masks)?;
         let priors = decision_priors(self.decision, &set, split.as_deref(), &self.models)?;
         let classifiers = with_priors(classifiers, priors.as_deref())?;

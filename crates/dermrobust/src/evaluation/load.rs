@@ -94,8 +94,10 @@ pub fn split_for(model: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// Load `models` as classifiers: each one, or their ensemble; with `tta`. All must share classes,
-/// input and recorded capture remedy.
-pub fn load_classifiers(models: &[PathBuf], ensemble: bool, tta: Option<&Tta>) -> Result<(Vec<Box<dyn ImageClassifier>>, ModelInfo)> {
+/// input and capture remedy, the remedy as `capture` resolves it for each (so `--gamma`/`--fov`
+/// or `--no-capture-remedy` reconcile models trained with different remedies). The returned
+/// information carries the resolved remedy.
+pub fn load_classifiers(models: &[PathBuf], ensemble: bool, tta: Option<&Tta>, capture: &CaptureChoice) -> Result<(Vec<Box<dyn ImageClassifier>>, ModelInfo)> {
     if models.is_empty() {
         bail!("no model given");
     }
@@ -103,6 +105,7 @@ pub fn load_classifiers(models: &[PathBuf], ensemble: bool, tta: Option<&Tta>) -
     let mut info: Option<ModelInfo> = None;
     for p in models {
         let (m, i) = load_model(p)?;
+        let i = i.with_capture(capture);
         match &info {
             Some(first) if first.capture != i.capture => bail!(
                 "{} was trained with the capture remedy {}, unlike the first model ({}): models audited together must match (or give --gamma/--fov or --no-capture-remedy for all)",
