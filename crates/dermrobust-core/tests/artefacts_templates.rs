@@ -21,7 +21,7 @@ fn noise_image(w: usize, h: usize, seed: u64) -> Image {
         *v = 0.2 + 0.6 * ((s >> 40) as f32 / (1u64 << 24) as f32);
     }
     // Quantise to 8 bits, as a PNG stores it.
-    Image::from_planar_u8(3, w, h, &img.to_planar_u8())
+    img.quantised_u8()
 }
 
 /// A template folder in the authors' layout: one bubble pair and one ink marking on white.

@@ -59,6 +59,12 @@ impl Image {
         Self::new(channels, width, height, planar.iter().map(|&v| v as f32 / 255.0).collect())
     }
 
+    /// This image rounded to 8 bits per channel, as the pixel cache stores images: a file read on
+    /// its own then gives the same input as the same image in a dataset.
+    pub fn quantised_u8(&self) -> Self {
+        Self::new(self.channels, self.width, self.height, self.data.iter().map(|&v| to_u8(v) as f32 / 255.0).collect())
+    }
+
     #[inline]
     pub fn plane(&self, c: usize) -> &[f32] {
         let n = self.width * self.height;

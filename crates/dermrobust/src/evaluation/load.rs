@@ -46,12 +46,12 @@ impl ModelInfo {
         let img = self.preprocess.apply(&dermrobust_core::imaging::io::read_rgb(path)?);
         // Quantised to 8 bits like the pixel cache, so a file and the same image in a dataset
         // give the same input.
-        let img = Image::from_planar_u8(3, img.width, img.height, &img.to_planar_u8());
+        let img = img.quantised_u8();
         match &self.capture {
             None => Ok((img, None)),
             Some(r) => {
                 let (out, _, applied) = r.apply(&img, None).with_context(|| format!("capture remedy of {}", path.display()))?;
-                let out = Image::from_planar_u8(3, out.width, out.height, &out.to_planar_u8());
+                let out = out.quantised_u8();
                 Ok((out, Some(applied)))
             }
         }
