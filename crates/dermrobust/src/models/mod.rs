@@ -244,12 +244,20 @@ impl Classifier {
     /// respect to a layer. Works for every architecture (an attention model's head also reads
     /// earlier stages, which do not depend on the leaf).
     pub fn forward_split(&self, x: Tensor<4>, last: usize) -> (Tensor<4>, Tensor<2>) {
+        let (leaf, output) = self.run_stages(x, Some(last));
+        (leaf.unwrap_or_else(|| panic!("stage {last} does not exist (the model has {} stages)", self.stages().count())), output.logits)
+    }
+
+    /// The whole network: every stage, then the head (which for an attention model also reads
+    /// earlier stages). With `leaf_at`, that stage's output is made a leaf of the autodiff graph
+    /// and returned too.
+    fn run_stages(&self, x: Tensor<4>, leaf_at: Option<usize>) -> (Option<Tensor<4>>, ModelOutput) {
         let mut leaf = None;
         let mut taps = Vec::new();
         let mut x = x;
         for (i, s) in self.stages().enumerate() {
             x = s.forward(x);
-            if i == last {
+            if leaf_at == Some(i) {
                 x = x.detach().require_grad();
                 leaf = Some(x.clone());
             }
@@ -257,11 +265,11 @@ impl Classifier {
                 taps.push(x.clone());
             }
         }
-        let logits = match &self.head.attention {
-            Some(_) => self.attention_output(taps).logits,
-            None => self.head_forward(x),
+        let output = match &self.head.attention {
+            Some(_) => self.attention_output(taps),
+            None => ModelOutput { logits: self.head_forward(x), maps: vec![] },
         };
-        (leaf.unwrap_or_else(|| panic!("stage {last} does not exist (the model has {} stages)", self.stages().count())), logits)
+        (leaf, output)
     }
 
     /// Logits and attention maps of an attention model from its stage outputs.
@@ -291,26 +299,14 @@ impl Classifier {
 
     /// Logits for normalised input `[N, 3, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        if self.head.attention.is_some() {
-            return self.forward_output(x).logits;
-        }
-        self.head_forward(self.features(x))
+        self.forward_output(x).logits
     }
 
     /// Logits and extra outputs for normalised input: AttnMel-CNN returns its two attention maps
     /// ([`attnmel::MAP_POOL3`], [`attnmel::MAP_POOL4`], `[N, 1, h, w]` in (0, 1)); the other
     /// architectures have none.
     pub fn forward_output(&self, x: Tensor<4>) -> ModelOutput {
-        if self.head.attention.is_none() {
-            return ModelOutput { logits: self.forward(x), maps: vec![] };
-        }
-        let mut taps = Vec::new();
-        let mut x = x;
-        for s in self.stages() {
-            x = s.forward(x);
-            taps.push(x.clone());
-        }
-        self.attention_output(taps)
+        self.run_stages(x, None).1
     }
 }
 
