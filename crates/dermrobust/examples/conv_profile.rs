@@ -1,6 +1,10 @@
 //! Per-layer profile of ResNet-18's convolutions at 64 px, batch 32: forward, weight gradient and
 //! input gradient of each distinct convolution shape, times how often the network uses it, for
-//! burn-flex's own convolution and for dermrobust's batch-wide one (`models::kernels::gemm_conv`). `tools/bench/torch_conv_profile.py` measures the same on PyTorch (BENCHMARKS.md).
+//! burn-flex's own convolution, for dermrobust's unfolded matrix products
+//! (`models::kernels::gemm_conv`) and for the kernels as the models call them (Winograd F(4x4,
+//! 3x3) for 3x3 stride-1 convolutions on maps of 16 outputs or more, `models::kernels::winograd`;
+//! unfolded otherwise). `tools/bench/torch_conv_profile.py` measures the same on PyTorch
+//! (BENCHMARKS.md).
 //!
 //!     cargo run --release --example conv_profile [-- BATCH]
 
@@ -9,7 +13,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::module::{conv2d, conv2d_weight_backward};
 use burn::tensor::ops::ConvOptions;
-use dermrobust::models::kernels::gemm_conv::{forward_f32, input_grad_f32, weight_grad_f32, ConvGeometry};
+use dermrobust::models::kernels::gemm_conv::{forward_f32, forward_unfolded, input_grad_f32, input_grad_unfolded, weight_grad_f32, weight_grad_unfolded, ConvGeometry};
 
 /// (name, count in the network, in channels, out channels, input side, kernel, stride, padding)
 const LAYERS: [(&str, usize, usize, usize, usize, usize, usize, usize); 11] = [
@@ -50,8 +54,8 @@ fn main() {
     let batch: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(32);
     let device = Device::flex();
     let ad = device.clone().autodiff();
-    let (mut burn_total, mut gemm_total) = ([0.0; 3], [0.0; 3]);
-    println!("layer | count | burn-flex forward / weight grad / input grad ms | batch-wide gemm forward / weight grad / input grad ms | max diff");
+    let (mut burn_total, mut gemm_total, mut unfolded_total) = ([0.0; 3], [0.0; 3], [0.0; 3]);
+    println!("layer | count | burn-flex forward / weight grad / input grad ms | unfolded forward / weight grad / input grad ms | kernels (Winograd for 3x3/1) forward / weight grad / input grad ms | max diff");
     for (name, count, cin, cout, side, k, s, p) in LAYERS {
         let opts = || ConvOptions::new([s, s], [p, p], [1, 1], 1);
         let x = random([batch, cin, side, side], &device);
@@ -77,6 +81,11 @@ fn main() {
         // The kernels on plain slices: what a training step calls, without tensor wrapping.
         let (xv, wv, dyv) = (values(&x), values(&w), values(&dy));
         let g = ConvGeometry::new([batch, cin, side, side], [cout, cin, k, k], [s, s], [p; 4]);
+        let unfolded = [
+            median_ms(|| drop(forward_unfolded(&xv, &wv, &g))),
+            median_ms(|| drop(weight_grad_unfolded(&xv, &dyv, &g))),
+            median_ms(|| drop(input_grad_unfolded(&wv, &dyv, &g))),
+        ];
         let gemm = [
             median_ms(|| drop(forward_f32(&xv, &wv, &g))),
             median_ms(|| drop(weight_grad_f32(&xv, &dyv, &g))),
@@ -84,7 +93,10 @@ fn main() {
         ];
         let want = values(&conv2d(x.clone(), w.clone(), None, opts()));
         let diff = want.iter().zip(forward_f32(&xv, &wv, &g)).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        println!("{name} | {count} | {fwd:.2} / {wgrad:.2} / {xgrad:.2} | {:.2} / {:.2} / {:.2} | {diff:.1e}", gemm[0], gemm[1], gemm[2]);
+        println!("{name} | {count} | {fwd:.2} / {wgrad:.2} / {xgrad:.2} | {:.2} / {:.2} / {:.2} | {:.2} / {:.2} / {:.2} | {diff:.1e}", unfolded[0], unfolded[1], unfolded[2], gemm[0], gemm[1], gemm[2]);
+        for (t, v) in unfolded_total.iter_mut().zip(unfolded) {
+            *t += v * count as f64;
+        }
         for (t, v) in burn_total.iter_mut().zip([fwd, wgrad, xgrad]) {
             *t += v * count as f64;
         }
@@ -94,8 +106,10 @@ fn main() {
     }
     let [f, w, x] = burn_total;
     println!("network total, burn-flex (ms per batch of {batch}): forward {f:.1}, weight grad {w:.1}, input grad {x:.1}, sum {:.1}", f + w + x);
+    let [f, w, x] = unfolded_total;
+    println!("network total, unfolded (ms per batch of {batch}): forward {f:.1}, weight grad {w:.1}, input grad {x:.1}, sum {:.1}", f + w + x);
     let [f, w, x] = gemm_total;
-    println!("network total, batch-wide gemm (ms per batch of {batch}): forward {f:.1}, weight grad {w:.1}, input grad {x:.1}, sum {:.1}", f + w + x);
+    println!("network total, kernels (ms per batch of {batch}): forward {f:.1}, weight grad {w:.1}, input grad {x:.1}, sum {:.1}", f + w + x);
 }
 
 fn values(t: &Tensor<4>) -> Vec<f32> {

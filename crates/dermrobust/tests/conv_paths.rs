@@ -98,3 +98,59 @@ fn only_float32_flex_tensors_take_the_batch_wide_path() {
     assert!(supported(&x));
     assert!(!supported(&x.cast(burn::tensor::DType::F64)));
 }
+
+/// Winograd F(2x2, 3x3) (`models::kernels::winograd`, which the 3x3 stride-1 convolutions take)
+/// against the unfolded products on the same data: odd and even map sizes (partial tiles at the
+/// right and bottom edges), non-square maps, padding 0, 1, 2 and asymmetric, several chunks of
+/// images, and more channels than one block of lanes. Relative to the largest value, within 1e-5.
+#[test]
+fn winograd_matches_the_unfolded_convolution() {
+    use dermrobust::models::kernels::gemm_conv::{forward_unfolded, input_grad_unfolded, weight_grad_unfolded, ConvGeometry};
+    use dermrobust::models::kernels::winograd;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    // (batch, c_in, c_out, h, w, padding [top, left, bottom, right])
+    let cases = [
+        (2, 3, 4, 4, 4, [1, 1, 1, 1]),
+        (3, 5, 7, 7, 9, [1, 1, 1, 1]),
+        (2, 9, 11, 7, 6, [0, 0, 0, 0]),
+        (2, 4, 3, 8, 8, [2, 2, 2, 2]),
+        (2, 4, 6, 9, 7, [0, 1, 2, 1]),
+        (2, 6, 5, 5, 10, [2, 0, 1, 1]),
+        (9, 17, 12, 16, 16, [1, 1, 1, 1]),
+        (70, 8, 8, 4, 4, [1, 1, 1, 1]),
+        // DenseNet-121 at width 0.125: a 16-channel bottleneck to 4 new channels.
+        (4, 16, 4, 16, 16, [1, 1, 1, 1]),
+        (4, 16, 4, 8, 8, [1, 1, 1, 1]),
+    ];
+    for (n, c, o, h, w, padding) in cases {
+        let g = ConvGeometry::new([n, c, h, w], [o, c, 3, 3], [1, 1], padding);
+        assert!(winograd::applies(&g), "{g:?} should take the Winograd path");
+        let mut values = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>();
+        let x = values(n * c * h * w);
+        let weight = values(o * c * 9);
+        let dy = values(n * o * g.out_h() * g.out_w());
+        let pairs = [
+            ("output", forward_unfolded(&x, &weight, &g), winograd::forward(&x, &weight, &g)),
+            ("input gradient", input_grad_unfolded(&weight, &dy, &g), winograd::input_grad(&weight, &dy, &g)),
+            ("weight gradient", weight_grad_unfolded(&x, &dy, &g), winograd::weight_grad(&x, &dy, &g)),
+        ];
+        for (what, want, got) in pairs {
+            assert_eq!(want.len(), got.len(), "{what} of {g:?}: lengths");
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let diff = want.iter().zip(&got).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff <= 1e-5 * scale, "{what} of {g:?}: differs by {diff} (largest value {scale})");
+        }
+    }
+}
+
+/// 2x2 outputs and strided or non-3x3 convolutions stay on the unfolded path.
+#[test]
+fn winograd_is_chosen_only_where_it_is_faster() {
+    use dermrobust::models::kernels::gemm_conv::ConvGeometry;
+    use dermrobust::models::kernels::winograd::applies;
+    assert!(applies(&ConvGeometry::new([1, 8, 4, 4], [8, 8, 3, 3], [1, 1], [1; 4])));
+    assert!(!applies(&ConvGeometry::new([1, 8, 2, 2], [8, 8, 3, 3], [1, 1], [1; 4])));
+    assert!(!applies(&ConvGeometry::new([1, 8, 8, 8], [8, 8, 3, 3], [2, 2], [1; 4])));
+    assert!(!applies(&ConvGeometry::new([1, 8, 8, 8], [8, 8, 1, 1], [1, 1], [0; 4])));
+}

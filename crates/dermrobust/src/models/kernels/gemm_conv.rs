@@ -19,6 +19,9 @@
 //! weight gradient of large maps sums per-thread partial products, because one product with so
 //! long an inner dimension and so small an output is shared out poorly.
 //!
+//! 3x3 stride-1 convolutions on maps of 16 outputs or more take Winograd's F(4x4, 3x3) instead
+//! ([`super::winograd`], 4x fewer multiplications), behind the same three functions.
+//!
 //! Only float32 on burn-flex, groups 1, dilation 1 (every convolution of our architectures);
 //! [`supported`] says whether a tensor can take this path, and `models::layers::conv_forward`
 //! falls back to burn's convolution otherwise (other devices, other dtypes).
@@ -31,7 +34,7 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
 
-use super::{f32_values, flex_tensor};
+use super::{f32_values, flex_tensor, winograd};
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -111,7 +114,7 @@ struct Offset {
 /// `dst[m, n] = lhs[m, k] · rhs[k, n]` (or `+=` with `accumulate`), with row and column strides
 /// for each input and a row stride for `dst`, on all threads or on this one.
 #[allow(clippy::too_many_arguments)]
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_row_stride: usize, accumulate: bool, lhs: &[f32], lhs_strides: [usize; 2], rhs: &[f32], rhs_strides: [usize; 2], threads: gemm::Parallelism) {
+pub(super) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_row_stride: usize, accumulate: bool, lhs: &[f32], lhs_strides: [usize; 2], rhs: &[f32], rhs_strides: [usize; 2], threads: gemm::Parallelism) {
     let last = |s: [usize; 2], rows: usize, cols: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * s[0] + (cols - 1) * s[1] + 1 };
     assert!(dst_row_stride >= n && dst.len() >= last([dst_row_stride, 1], m, n));
     assert!(lhs.len() >= last(lhs_strides, m, k) && rhs.len() >= last(rhs_strides, k, n));
@@ -148,8 +151,8 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_row_stride: usize, 
     }
 }
 
-const ALL_THREADS: gemm::Parallelism = gemm::Parallelism::Rayon(0);
-const ONE_THREAD: gemm::Parallelism = gemm::Parallelism::None;
+pub(super) const ALL_THREADS: gemm::Parallelism = gemm::Parallelism::Rayon(0);
+pub(super) const ONE_THREAD: gemm::Parallelism = gemm::Parallelism::None;
 
 /// From this many output positions per image on, each image is its own matrix product (the
 /// threads share the images), which reads and writes the NCHW tensors in place; below it, one
@@ -312,8 +315,33 @@ fn batch_first(z: &[f32], n: usize, o: usize, p: usize) -> Vec<f32> {
     out
 }
 
-/// Forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]` -> `[n, o, out_h, out_w]`.
+/// Forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]` -> `[n, o, out_h, out_w]`: by
+/// Winograd where it applies (3x3, stride 1), unfolded otherwise.
 pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    if winograd::applies(g) {
+        return winograd::forward(x, weight, g);
+    }
+    forward_unfolded(x, weight, g)
+}
+
+/// Gradient with respect to the weights `[o, c, kh, kw]` of the output gradient `grad`.
+pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    if winograd::applies(g) {
+        return winograd::weight_grad(x, grad, g);
+    }
+    weight_grad_unfolded(x, grad, g)
+}
+
+/// Gradient with respect to the input `[n, c, h, w]` of the output gradient `grad`.
+pub fn input_grad_f32(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    if winograd::applies(g) {
+        return winograd::input_grad(weight, grad, g);
+    }
+    input_grad_unfolded(weight, grad, g)
+}
+
+/// [`forward_f32`] by unfolding, for every geometry.
+pub fn forward_unfolded(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let (k, m, p) = (g.k(), g.m(), g.p());
     if p >= PER_IMAGE_MIN_POSITIONS {
         let offsets = g.offsets();
@@ -334,8 +362,8 @@ pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
     batch_first(&z, g.n, g.o, p)
 }
 
-/// Gradient with respect to the weights `[o, c, kh, kw]` of the output gradient `grad`.
-pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
+/// [`weight_grad_f32`] by unfolding, for every geometry.
+pub fn weight_grad_unfolded(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let (k, m, p) = (g.k(), g.m(), g.p());
     let image_len = g.c * g.h * g.w;
     if m < k {
@@ -390,8 +418,8 @@ pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
     dw
 }
 
-/// Gradient with respect to the input `[n, c, h, w]` of the output gradient `grad`.
-pub fn input_grad_f32(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
+/// [`input_grad_f32`] by unfolding, for every geometry.
+pub fn input_grad_unfolded(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let (k, m, p) = (g.k(), g.m(), g.p());
     // dcols[k, m] = Wᵀ[k, o] · G[o, m]; the weights read transposed: element (k, o) at o * K + k.
     if p >= PER_IMAGE_MIN_POSITIONS {
