@@ -65,25 +65,6 @@ fn inference_mode_is_burns_batch_norm() {
     close("frozen", frozen.forward(xa.clone()), batch_norm(&frozen, xa));
 }
 
-/// Casts every float parameter and buffer of a module to float64, where the kernels do not apply
-/// and burn's own operations run.
-struct ToF64;
-
-impl burn::module::ModuleMapper for ToF64 {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        // A leaf again after the cast, so that gradients reach it.
-        param.map(|t| {
-            let trainable = t.is_require_grad();
-            let t = t.cast(burn::tensor::DType::F64).detach();
-            if trainable {
-                t.require_grad()
-            } else {
-                t
-            }
-        })
-    }
-}
-
 /// Whole networks in training mode: float32 through dermrobust's kernels (convolution, batch norm)
 /// against the same weights in float64 through burn's own operations. Logits, the input gradient
 /// and every parameter's gradient agree within 1e-3 relative to each tensor's largest value, plus
@@ -115,7 +96,7 @@ fn whole_networks_in_training_match_burns_own_operations() {
         // averages 16 values (over fewer, its gradient is too ill-conditioned for float32).
         let ours = config.init(&ad).map(&mut common::Reinit::new(1));
         // Through a record: a cloned module would share its running statistics with this one.
-        let reference = config.init(&ad).load_record(ours.clone().into_record()).map(&mut ToF64);
+        let reference = config.init(&ad).load_record(ours.clone().into_record()).map(&mut common::ToF64);
         // Inputs from the test's own generator (the backend's is shared with the tests alongside).
         let pixels: Vec<f32> = {
             use rand::{Rng, SeedableRng};

@@ -9,6 +9,7 @@ pub mod loss;
 pub mod lr_find;
 pub mod runs;
 pub mod schedule;
+pub mod sgd;
 pub mod throughput;
 pub mod trainer;
 

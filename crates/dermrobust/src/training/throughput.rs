@@ -90,9 +90,8 @@ pub fn measure(a: &ThroughputConfig) -> Result<Throughput> {
     let device = crate::device::autodiff_device();
     device.seed(0);
     let mut model = Some(config.init(&device));
-    let mut optim = burn::optim::SgdConfig::new()
-        .with_momentum(Some(burn::optim::momentum::MomentumConfig::new().with_momentum(0.9).with_dampening(0.0)))
-        .init();
+    // The trainer's SGD (`training::sgd`), as PyTorch's script uses SGD with momentum 0.9.
+    let mut optim = super::sgd::FusedSgd::new(0.9, 0.0, None).init();
     let loss_fn = Loss { kind: LossKind::CrossEntropy, class_weights: None, label_smoothing: 0.0, focal_gamma: 0.0 };
     let n = a.batch * 3 * a.res * a.res;
     let pixels: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect();

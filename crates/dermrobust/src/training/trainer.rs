@@ -9,9 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::ParamGroup;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use dermrobust_core::data::{self, Dataset, ImageSet, LoadOptions, Preprocess, Split};
 use dermrobust_core::metrics;
@@ -183,10 +181,8 @@ pub fn loss(cfg: &TrainConfig, data: &TrainData) -> Loss {
 /// The optimiser of a run (SGD with momentum or AdamW, weight decay, gradient clipping).
 pub fn optimizer(cfg: &TrainConfig) -> ModuleOptimizer {
     let optim = match cfg.optimizer {
-        OptimizerKind::Sgd => SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_momentum(cfg.momentum).with_dampening(0.0)))
-            .with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)))
-            .init(),
+        // burn's SGD with momentum and weight decay, updated in one pass per parameter.
+        OptimizerKind::Sgd => super::sgd::FusedSgd::new(cfg.momentum as f32, 0.0, Some(cfg.weight_decay as f32)).init(),
         OptimizerKind::Adamw => AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32).with_epsilon(1e-8).init(),
     };
     match cfg.clip_grad_norm {

@@ -6,7 +6,7 @@
 // Each test file uses only some of these pieces.
 #![allow(dead_code)]
 
-use burn::module::{ModuleMapper, Param};
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use dermrobust_core::imaging::Image;
 use rand::{Rng, SeedableRng};
@@ -115,4 +115,36 @@ pub fn images(n: usize, size: usize, seed: u64) -> Vec<Image> {
             Image::new(3, size, size, data)
         })
         .collect()
+}
+
+/// Casts every float parameter and buffer of a module to float64, where dermrobust's CPU kernels
+/// do not apply and burn's own operations run.
+pub struct ToF64;
+
+impl ModuleMapper for ToF64 {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        // A leaf again after the cast, so that gradients reach it.
+        param.map(|t| {
+            let trainable = t.is_require_grad();
+            let t = t.cast(burn::tensor::DType::F64).detach();
+            if trainable {
+                t.require_grad()
+            } else {
+                t
+            }
+        })
+    }
+}
+
+/// Every float parameter and buffer of a module, in module order, as float64 (exact for float32).
+pub fn float_values<M: burn::module::Module>(module: &M) -> Vec<Vec<f64>> {
+    struct Collect(Vec<Vec<f64>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.val().cast(burn::tensor::DType::F64).into_data().to_vec::<f64>().expect("float64 values"));
+        }
+    }
+    let mut collect = Collect(vec![]);
+    module.visit(&mut collect);
+    collect.0
 }

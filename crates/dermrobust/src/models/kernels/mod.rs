@@ -1,12 +1,13 @@
 //! CPU kernels for burn-flex that burn 0.22 lacks or runs slowly, as backend extensions with
 //! handwritten backward passes (issue 14, BENCHMARKS.md): convolution as batch-wide matrix
-//! products (3x3 stride-1 ones by Winograd's F(4x4, 3x3)), and training-mode batch norm in fused
-//! passes. Each applies to float32 tensors on burn-flex only; the model layers fall back to
+//! products (3x3 stride-1 ones by Winograd's F(4x4, 3x3)), training-mode batch norm in fused
+//! passes, and the SGD update in one pass. Each applies to float32 tensors on burn-flex only; the model layers fall back to
 //! burn's operations elsewhere (other devices), and `tests/kernels.rs` and `tests/conv_paths.rs`
 //! check them against burn's.
 
 pub mod batch_norm;
 pub mod gemm_conv;
+pub mod sgd;
 pub mod winograd;
 
 use burn::backend::flex::FlexTensor;
