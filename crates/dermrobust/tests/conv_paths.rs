@@ -154,3 +154,47 @@ fn winograd_is_chosen_only_where_it_is_faster() {
     assert!(!applies(&ConvGeometry::new([1, 8, 8, 8], [8, 8, 3, 3], [2, 2], [1; 4])));
     assert!(!applies(&ConvGeometry::new([1, 8, 8, 8], [8, 8, 1, 1], [1, 1], [0; 4])));
 }
+
+/// The tap-by-tap products for tiny maps (`models::kernels::tiny_maps`, which 3x3 convolutions on
+/// maps of up to 4 outputs take) against the unfolded ones on the same data, within 1e-5 of the
+/// largest value: 2x2 and 1x1 maps, padding 1 and asymmetric, stride 2, non-square.
+#[test]
+fn tap_by_tap_products_match_the_unfolded_convolution() {
+    use dermrobust::models::kernels::gemm_conv::{forward_unfolded, input_grad_unfolded, weight_grad_unfolded, ConvGeometry};
+    use dermrobust::models::kernels::tiny_maps;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    // (batch, c_in, c_out, h, w, kernel, stride, padding [top, left, bottom, right])
+    let cases = [
+        (5, 12, 9, 2, 2, 3, 1, [1, 1, 1, 1]),
+        (3, 7, 5, 1, 1, 3, 1, [1, 1, 1, 1]),
+        (4, 6, 8, 2, 1, 3, 1, [1, 1, 1, 1]),
+        (2, 5, 4, 3, 3, 3, 2, [1, 1, 1, 1]),
+        (3, 4, 6, 2, 2, 3, 1, [0, 1, 2, 1]),
+        (2, 3, 5, 4, 4, 5, 2, [2, 2, 2, 2]),
+    ];
+    for (n, c, o, h, w, k, s, padding) in cases {
+        let g = ConvGeometry::new([n, c, h, w], [o, c, k, k], [s, s], padding);
+        let mut values = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>();
+        let x = values(n * c * h * w);
+        let weight = values(o * c * k * k);
+        let dy = values(n * o * g.out_h() * g.out_w());
+        let pairs = [
+            ("output", forward_unfolded(&x, &weight, &g), tiny_maps::forward(&x, &weight, &g)),
+            ("input gradient", input_grad_unfolded(&weight, &dy, &g), tiny_maps::input_grad(&weight, &dy, &g)),
+            ("weight gradient", weight_grad_unfolded(&x, &dy, &g), tiny_maps::weight_grad(&x, &dy, &g)),
+        ];
+        for (what, want, got) in pairs {
+            assert_eq!(want.len(), got.len(), "{what} of {g:?}: lengths");
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let diff = want.iter().zip(&got).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(diff <= 1e-5 * scale, "{what} of {g:?}: differs by {diff} (largest value {scale})");
+        }
+    }
+    // Where it is taken: mostly-padding taps on tiny maps only.
+    assert!(tiny_maps::applies(&ConvGeometry::new([1, 8, 2, 2], [8, 8, 3, 3], [1, 1], [1; 4])));
+    assert!(tiny_maps::applies(&ConvGeometry::new([1, 8, 1, 1], [8, 8, 3, 3], [1, 1], [1; 4])));
+    assert!(!tiny_maps::applies(&ConvGeometry::new([1, 8, 4, 4], [8, 8, 3, 3], [2, 2], [1; 4])));
+    assert!(!tiny_maps::applies(&ConvGeometry::new([1, 8, 4, 4], [8, 8, 1, 1], [2, 2], [0; 4])));
+    assert!(!tiny_maps::applies(&ConvGeometry::new([1, 8, 4, 4], [8, 8, 3, 3], [1, 1], [1; 4])));
+}

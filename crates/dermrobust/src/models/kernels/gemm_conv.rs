@@ -34,7 +34,7 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Flex, TensorMetadata};
 
-use super::{f32_values, flex_tensor, winograd};
+use super::{f32_values, flex_tensor, tiny_maps, winograd};
 use burn::prelude::*;
 use rayon::prelude::*;
 
@@ -115,12 +115,23 @@ struct Offset {
 /// for each input and a row stride for `dst`, on all threads or on this one.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_row_stride: usize, accumulate: bool, lhs: &[f32], lhs_strides: [usize; 2], rhs: &[f32], rhs_strides: [usize; 2], threads: gemm::Parallelism) {
+    assert!(dst_row_stride >= n);
+    matmul_strided(m, n, k, dst, [dst_row_stride, 1], accumulate, lhs, lhs_strides, rhs, rhs_strides, threads)
+}
+
+/// [`matmul`] with row and column strides for `dst` too.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_strided(m: usize, n: usize, k: usize, dst: &mut [f32], dst_strides: [usize; 2], accumulate: bool, lhs: &[f32], lhs_strides: [usize; 2], rhs: &[f32], rhs_strides: [usize; 2], threads: gemm::Parallelism) {
     let last = |s: [usize; 2], rows: usize, cols: usize| if rows == 0 || cols == 0 { 0 } else { (rows - 1) * s[0] + (cols - 1) * s[1] + 1 };
-    assert!(dst_row_stride >= n && dst.len() >= last([dst_row_stride, 1], m, n));
+    assert!(dst.len() >= last(dst_strides, m, n));
     assert!(lhs.len() >= last(lhs_strides, m, k) && rhs.len() >= last(rhs_strides, k, n));
     if m == 0 || n == 0 || k == 0 {
         if !accumulate {
-            dst.chunks_mut(dst_row_stride).take(m).for_each(|row| row[..n].fill(0.0));
+            for r in 0..m {
+                for c in 0..n {
+                    dst[r * dst_strides[0] + c * dst_strides[1]] = 0.0;
+                }
+            }
         }
         return;
     }
@@ -132,8 +143,8 @@ pub(super) fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_row_stri
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            dst_row_stride as isize,
+            dst_strides[1] as isize,
+            dst_strides[0] as isize,
             accumulate,
             lhs.as_ptr(),
             lhs_strides[1] as isize,
@@ -315,9 +326,12 @@ fn batch_first(z: &[f32], n: usize, o: usize, p: usize) -> Vec<f32> {
     out
 }
 
-/// Forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]` -> `[n, o, out_h, out_w]`: by
-/// Winograd where it applies (3x3, stride 1), unfolded otherwise.
+/// Forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]` -> `[n, o, out_h, out_w]`: tap by tap
+/// on maps of at most 4 outputs, by Winograd where it applies (3x3, stride 1), unfolded otherwise.
 pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    if tiny_maps::applies(g) {
+        return tiny_maps::forward(x, weight, g);
+    }
     if winograd::applies(g) {
         return winograd::forward(x, weight, g);
     }
@@ -326,6 +340,9 @@ pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
 
 /// Gradient with respect to the weights `[o, c, kh, kw]` of the output gradient `grad`.
 pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    if tiny_maps::applies(g) {
+        return tiny_maps::weight_grad(x, grad, g);
+    }
     if winograd::applies(g) {
         return winograd::weight_grad(x, grad, g);
     }
@@ -334,6 +351,9 @@ pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
 
 /// Gradient with respect to the input `[n, c, h, w]` of the output gradient `grad`.
 pub fn input_grad_f32(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    if tiny_maps::applies(g) {
+        return tiny_maps::input_grad(weight, grad, g);
+    }
     if winograd::applies(g) {
         return winograd::input_grad(weight, grad, g);
     }

@@ -8,6 +8,7 @@
 pub mod batch_norm;
 pub mod gemm_conv;
 pub mod sgd;
+pub mod tiny_maps;
 pub mod winograd;
 
 use burn::backend::flex::FlexTensor;
