@@ -136,10 +136,7 @@ fn winograd_matches_the_unfolded_convolution() {
             ("weight gradient", weight_grad_unfolded(&x, &dy, &g), winograd::weight_grad(&x, &dy, &g)),
         ];
         for (what, want, got) in pairs {
-            assert_eq!(want.len(), got.len(), "{what} of {g:?}: lengths");
-            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-            let diff = want.iter().zip(&got).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(diff <= 1e-5 * scale, "{what} of {g:?}: differs by {diff} (largest value {scale})");
+            close_values(&format!("{what} of {g:?}"), &want, &got, 1e-5);
         }
     }
 }
@@ -185,10 +182,7 @@ fn tap_by_tap_products_match_the_unfolded_convolution() {
             ("weight gradient", weight_grad_unfolded(&x, &dy, &g), tiny_maps::weight_grad(&x, &dy, &g)),
         ];
         for (what, want, got) in pairs {
-            assert_eq!(want.len(), got.len(), "{what} of {g:?}: lengths");
-            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-            let diff = want.iter().zip(&got).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(diff <= 1e-5 * scale, "{what} of {g:?}: differs by {diff} (largest value {scale})");
+            close_values(&format!("{what} of {g:?}"), &want, &got, 1e-5);
         }
     }
     // Where it is taken: mostly-padding taps on tiny maps only.
@@ -197,4 +191,12 @@ fn tap_by_tap_products_match_the_unfolded_convolution() {
     assert!(!tiny_maps::applies(&ConvGeometry::new([1, 8, 4, 4], [8, 8, 3, 3], [2, 2], [1; 4])));
     assert!(!tiny_maps::applies(&ConvGeometry::new([1, 8, 4, 4], [8, 8, 1, 1], [2, 2], [0; 4])));
     assert!(!tiny_maps::applies(&ConvGeometry::new([1, 8, 4, 4], [8, 8, 3, 3], [1, 1], [1; 4])));
+}
+
+/// `got` equals `want` within `tolerance` of `want`'s largest magnitude.
+fn close_values(what: &str, want: &[f32], got: &[f32], tolerance: f32) {
+    assert_eq!(want.len(), got.len(), "{what}: lengths");
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let diff = want.iter().zip(got).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff <= tolerance * scale, "{what}: differs by {diff} (largest value {scale})");
 }

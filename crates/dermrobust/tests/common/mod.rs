@@ -141,7 +141,7 @@ pub fn float_values<M: burn::module::Module>(module: &M) -> Vec<Vec<f64>> {
     struct Collect(Vec<Vec<f64>>);
     impl ModuleVisitor for Collect {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.push(param.val().cast(burn::tensor::DType::F64).into_data().to_vec::<f64>().expect("float64 values"));
+            self.0.push(param.val().cast(burn::tensor::DType::F64).into_data().try_to_vec::<f64>().expect("float64 values"));
         }
     }
     let mut collect = Collect(vec![]);

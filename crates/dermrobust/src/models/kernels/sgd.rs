@@ -46,12 +46,9 @@ pub fn step_f32(param: &[f32], grad: &[f32], velocity: Option<&[f32]>, k: &SgdCo
         let range = i * CHUNK..i * CHUNK + p_out.len();
         let (p, g) = (&param[range.clone()], &grad[range.clone()]);
         let v = velocity.map(|v| &v[range]);
-        // One loop per case, so that each is a straight vectorised pass.
-        match (k.weight_decay, v) {
-            (None, None) => update(p, g, None, 0.0, keep, momentum, lr, p_out, v_out),
-            (None, Some(v)) => update(p, g, Some(v), 0.0, keep, momentum, lr, p_out, v_out),
-            (Some(w), None) => update_decayed(p, g, None, w, keep, momentum, lr, p_out, v_out),
-            (Some(w), Some(v)) => update_decayed(p, g, Some(v), w, keep, momentum, lr, p_out, v_out),
+        match k.weight_decay {
+            Some(w) => update::<true>(p, g, v, w, keep, momentum, lr, p_out, v_out),
+            None => update::<false>(p, g, v, 0.0, keep, momentum, lr, p_out, v_out),
         }
     });
     // SAFETY: the loop above wrote every one of the first `n` values of both.
@@ -62,42 +59,23 @@ pub fn step_f32(param: &[f32], grad: &[f32], velocity: Option<&[f32]>, k: &SgdCo
     (new_param, new_velocity)
 }
 
-/// One chunk of [`step_f32`] without weight decay.
+/// One chunk of [`step_f32`]: with weight decay `w` when `DECAY` (burn's `p·w + g` first), with
+/// the previous velocity `v` when given. One straight loop per case, so that each vectorises.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn update(p: &[f32], g: &[f32], v: Option<&[f32]>, _w: f32, keep: f32, momentum: f32, lr: f32, p_out: &mut [MaybeUninit<f32>], v_out: &mut [MaybeUninit<f32>]) {
+fn update<const DECAY: bool>(p: &[f32], g: &[f32], v: Option<&[f32]>, w: f32, keep: f32, momentum: f32, lr: f32, p_out: &mut [MaybeUninit<f32>], v_out: &mut [MaybeUninit<f32>]) {
+    let decayed = |j: usize| if DECAY { p[j] * w + g[j] } else { g[j] };
     match v {
         Some(v) => {
             for j in 0..p.len() {
-                let vel = g[j] * keep + v[j] * momentum;
+                let vel = decayed(j) * keep + v[j] * momentum;
                 v_out[j].write(vel);
                 p_out[j].write(p[j] - vel * lr);
             }
         }
         None => {
             for j in 0..p.len() {
-                v_out[j].write(g[j]);
-                p_out[j].write(p[j] - g[j] * lr);
-            }
-        }
-    }
-}
-
-/// One chunk of [`step_f32`] with weight decay `w`: burn's `p·w + g` first.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn update_decayed(p: &[f32], g: &[f32], v: Option<&[f32]>, w: f32, keep: f32, momentum: f32, lr: f32, p_out: &mut [MaybeUninit<f32>], v_out: &mut [MaybeUninit<f32>]) {
-    match v {
-        Some(v) => {
-            for j in 0..p.len() {
-                let vel = (p[j] * w + g[j]) * keep + v[j] * momentum;
-                v_out[j].write(vel);
-                p_out[j].write(p[j] - vel * lr);
-            }
-        }
-        None => {
-            for j in 0..p.len() {
-                let vel = p[j] * w + g[j];
+                let vel = decayed(j);
                 v_out[j].write(vel);
                 p_out[j].write(p[j] - vel * lr);
             }

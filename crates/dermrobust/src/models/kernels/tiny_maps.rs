@@ -79,15 +79,20 @@ pub fn forward(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
             matmul_strided(g.o, g.n, g.c, out, [g.n, 1], i > 0, &weight[pair.q..], weight_strides(g), &x[pair.pix..], pixel_strides(g), ONE_THREAD);
         }
     });
-    let mut y = vec![0.0f32; g.n * g.o * positions];
-    y.par_chunks_mut((g.o * positions).max(1)).enumerate().for_each(|(n, image)| {
-        for (o, plane) in image.chunks_mut(positions.max(1)).enumerate() {
-            for (p, v) in plane.iter_mut().enumerate() {
-                *v = by_position[(p * g.o + o) * g.n + n];
+    reversed_axes(&by_position, [positions, g.o, g.n])
+}
+
+/// `src [a][b][c]` as `[c][b][a]`: per-position or per-pixel blocks `[p][channel][n]` to NCHW.
+fn reversed_axes(src: &[f32], [a, b, c]: [usize; 3]) -> Vec<f32> {
+    let mut out = vec![0.0f32; a * b * c];
+    out.par_chunks_mut((a * b).max(1)).enumerate().for_each(|(k, block)| {
+        for (j, row) in block.chunks_mut(a.max(1)).enumerate() {
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = src[(i * b + j) * c + k];
             }
         }
     });
-    y
+    out
 }
 
 /// Gradient with respect to the input `[n, c, h, w]` of the output gradient `grad`.
@@ -102,15 +107,7 @@ pub fn input_grad(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
             matmul_strided(g.c, g.n, g.o, out, [g.n, 1], i > 0, &weight[pair.q..], [wc, wr], &grad[pair.p..], position_strides(g), ONE_THREAD);
         }
     });
-    let mut dx = vec![0.0f32; g.n * g.c * pixels];
-    dx.par_chunks_mut((g.c * pixels).max(1)).enumerate().for_each(|(n, image)| {
-        for (c, plane) in image.chunks_mut(pixels.max(1)).enumerate() {
-            for (pix, v) in plane.iter_mut().enumerate() {
-                *v = by_pixel[(pix * g.c + c) * g.n + n];
-            }
-        }
-    });
-    dx
+    reversed_axes(&by_pixel, [pixels, g.c, g.n])
 }
 
 /// Gradient with respect to the weights `[o, c, kh, kw]` of the output gradient `grad`.
