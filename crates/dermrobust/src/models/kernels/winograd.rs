@@ -93,6 +93,7 @@ const AT: [[f32; A]; M] = [
     [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
     [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
 ];
+/// `B`, `Gᵀ` and `A`, for the gradients (the adjoint transforms).
 const B: [[f32; A]; A] = transposed(BT);
 const GT: [[f32; A]; 3] = transposed(G);
 const A_: [[f32; M]; A] = transposed(AT);
@@ -127,8 +128,8 @@ fn stride(len: usize) -> usize {
 /// Whether Winograd applies: 3x3 kernels at stride 1 (any padding), on outputs of at least
 /// `MIN_OUTPUTS` positions, unless switched off ([`set_enabled`]). On smaller maps (ResNet-18's
 /// 2x2 at 64 px) a tile is mostly past the edge, so the products have few columns and the
-/// transformed weights (4x the weights) dominate: there unfolding is faster
-/// (`examples/conv_profile`, BENCHMARKS.md).
+/// transformed weights (4x the weights) dominate: there the tap-by-tap products
+/// (`super::tiny_maps`) or unfolding are faster (`examples/conv_profile`, BENCHMARKS.md).
 pub fn applies(g: &ConvGeometry) -> bool {
     ENABLED.load(Ordering::Relaxed) && g.kh == 3 && g.kw == 3 && g.stride == [1, 1] && g.out_h() * g.out_w() >= MIN_OUTPUTS
 }
