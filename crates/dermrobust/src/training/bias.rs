@@ -80,7 +80,7 @@ pub fn biased_data(cfg: &TrainConfig, data: &TrainData, out: Option<&Path>, quie
         std::fs::create_dir_all(dir)?;
         dermrobust_core::report::write_csv(&dir.join("bias_per_image.csv"), &rows)?;
     }
-    Ok(TrainData { set: Arc::new(biased), train: data.train.clone(), val: data.val.clone(), test: data.test.clone(), data_hash: data.data_hash.clone(), split_file: data.split_file.clone(), skipped: data.skipped })
+    Ok(TrainData { set: Arc::new(biased), train: data.train.clone(), val: data.val.clone(), test: data.test.clone(), data_hash: data.data_hash.clone(), split_file: data.split_file.clone(), skipped: data.skipped, capture: data.capture.clone() })
 }
 
 fn id_seed(id: &str) -> u64 {

@@ -12,6 +12,7 @@ use burn::module::ParamGroup;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use dermrobust_core::data::{self, Dataset, ImageSet, LoadOptions, Preprocess, Split};
+use dermrobust_core::imaging::remedy::CaptureRemedy;
 use dermrobust_core::metrics;
 use dermrobust_core::report::{read_json, write_json};
 use rand::seq::SliceRandom;
@@ -36,6 +37,8 @@ pub struct TrainData {
     pub data_hash: String,
     pub split_file: PathBuf,
     pub skipped: usize,
+    /// Mishra's capture remedy applied to every image of `set` (validated), recorded with the model.
+    pub capture: Option<CaptureRemedy>,
 }
 
 /// Open the dataset, make or reuse the split, decode (or read cached) pixels.
@@ -72,7 +75,7 @@ pub fn prepare_data_with_masks(cfg: &TrainConfig, out: &Path, quiet: bool, masks
     if train.is_empty() || val.is_empty() {
         bail!("the split leaves {} training and {} validation images; use more data or other fractions", train.len(), val.len());
     }
-    let data = TrainData { skipped: report.skipped.len(), set: Arc::new(set), train, val, test, data_hash: report.data_hash, split_file };
+    let data = TrainData { skipped: report.skipped.len(), set: Arc::new(set), train, val, test, data_hash: report.data_hash, split_file, capture: remedy };
     if super::bias::is_biased(cfg) {
         return super::bias::biased_data(cfg, &data, Some(out), quiet);
     }
@@ -150,7 +153,7 @@ pub fn model_meta(cfg: &TrainConfig, data: &TrainData) -> ModelMeta {
         classes: set.classes.clone(),
         label_scheme: cfg.labels,
         preprocess: Preprocess { size: cfg.image_size, centre_crop: cfg.centre_crop },
-        capture: cfg.capture.remedy().ok().flatten(),
+        capture: data.capture.clone(),
     }
 }
 
