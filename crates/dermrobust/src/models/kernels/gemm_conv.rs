@@ -19,8 +19,10 @@
 //! weight gradient of large maps sums per-thread partial products, because one product with so
 //! long an inner dimension and so small an output is shared out poorly.
 //!
-//! 3x3 stride-1 convolutions on maps of 16 outputs or more take Winograd's F(4x4, 3x3) instead
-//! ([`super::winograd`], 4x fewer multiplications), behind the same three functions.
+//! Behind the same three functions, 3x3 stride-1 convolutions on maps of 16 outputs or more take
+//! Winograd's F(4x4, 3x3) instead ([`super::winograd`], 4x fewer multiplications), and
+//! convolutions on maps of at most 4 outputs whose taps mostly fall in the padding sum only the
+//! taps inside the image ([`super::tiny_maps`]).
 //!
 //! Only float32 on burn-flex, groups 1, dilation 1 (every convolution of our architectures);
 //! [`supported`] says whether a tensor can take this path, and `models::layers::conv_forward`
