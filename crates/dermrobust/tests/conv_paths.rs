@@ -38,6 +38,9 @@ fn batch_gemm_convolution_matches_burns_forward_and_backward() {
         // Several images per thread on the per-image path (scratch buffers reused across images).
         (7, 3, 4, 8, 3, 1, 1, false),
         (5, 4, 6, 20, 3, 2, 1, true),
+        // 1x1 stride-1 convolutions (DenseNet's bottlenecks) on maps of 64 positions or more.
+        (3, 6, 10, 8, 1, 1, 0, false),
+        (2, 5, 7, 12, 1, 1, 0, true),
     ];
     for (i, &(n, cin, cout, side, k, s, p, bias)) in cases.iter().enumerate() {
         let what = format!("case {i}: {cin}->{cout} {k}x{k}/{s} pad {p} at {side}x{side}");
