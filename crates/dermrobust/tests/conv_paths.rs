@@ -102,15 +102,15 @@ fn only_float32_flex_tensors_take_the_batch_wide_path() {
     assert!(!supported(&x.cast(burn::tensor::DType::F64)));
 }
 
-/// Winograd F(2x2, 3x3) (`models::kernels::winograd`, which the 3x3 stride-1 convolutions take)
+/// Winograd F(4x4, 3x3) (`models::kernels::winograd`, which the 3x3 stride-1 convolutions take)
 /// against the unfolded products on the same data: odd and even map sizes (partial tiles at the
 /// right and bottom edges), non-square maps, padding 0, 1, 2 and asymmetric, several chunks of
 /// images, and more channels than one block of lanes. Relative to the largest value, within 1e-5.
 #[test]
 fn winograd_matches_the_unfolded_convolution() {
-    use dermrobust::models::kernels::gemm_conv::{forward_unfolded, input_grad_unfolded, weight_grad_unfolded, ConvGeometry};
+    use dermrobust::models::kernels::gemm_conv::ConvGeometry;
     use dermrobust::models::kernels::winograd;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     // (batch, c_in, c_out, h, w, padding [top, left, bottom, right])
     let cases = [
@@ -129,18 +129,7 @@ fn winograd_matches_the_unfolded_convolution() {
     for (n, c, o, h, w, padding) in cases {
         let g = ConvGeometry::new([n, c, h, w], [o, c, 3, 3], [1, 1], padding);
         assert!(winograd::applies(&g), "{g:?} should take the Winograd path");
-        let mut values = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>();
-        let x = values(n * c * h * w);
-        let weight = values(o * c * 9);
-        let dy = values(n * o * g.out_h() * g.out_w());
-        let pairs = [
-            ("output", forward_unfolded(&x, &weight, &g), winograd::forward(&x, &weight, &g)),
-            ("input gradient", input_grad_unfolded(&weight, &dy, &g), winograd::input_grad(&weight, &dy, &g)),
-            ("weight gradient", weight_grad_unfolded(&x, &dy, &g), winograd::weight_grad(&x, &dy, &g)),
-        ];
-        for (what, want, got) in pairs {
-            close_values(&format!("{what} of {g:?}"), &want, &got, 1e-5);
-        }
+        matches_unfolded(&g, &mut rng, [winograd::forward, winograd::input_grad, winograd::weight_grad]);
     }
 }
 
@@ -160,9 +149,9 @@ fn winograd_is_chosen_only_where_it_is_faster() {
 /// largest value: 2x2 and 1x1 maps, padding 1 and asymmetric, stride 2, non-square.
 #[test]
 fn tap_by_tap_products_match_the_unfolded_convolution() {
-    use dermrobust::models::kernels::gemm_conv::{forward_unfolded, input_grad_unfolded, weight_grad_unfolded, ConvGeometry};
+    use dermrobust::models::kernels::gemm_conv::ConvGeometry;
     use dermrobust::models::kernels::tiny_maps;
-    use rand::{Rng, SeedableRng};
+    use rand::SeedableRng;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
     // (batch, c_in, c_out, h, w, kernel, stride, padding [top, left, bottom, right])
     let cases = [
@@ -175,18 +164,7 @@ fn tap_by_tap_products_match_the_unfolded_convolution() {
     ];
     for (n, c, o, h, w, k, s, padding) in cases {
         let g = ConvGeometry::new([n, c, h, w], [o, c, k, k], [s, s], padding);
-        let mut values = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>();
-        let x = values(n * c * h * w);
-        let weight = values(o * c * k * k);
-        let dy = values(n * o * g.out_h() * g.out_w());
-        let pairs = [
-            ("output", forward_unfolded(&x, &weight, &g), tiny_maps::forward(&x, &weight, &g)),
-            ("input gradient", input_grad_unfolded(&weight, &dy, &g), tiny_maps::input_grad(&weight, &dy, &g)),
-            ("weight gradient", weight_grad_unfolded(&x, &dy, &g), tiny_maps::weight_grad(&x, &dy, &g)),
-        ];
-        for (what, want, got) in pairs {
-            close_values(&format!("{what} of {g:?}"), &want, &got, 1e-5);
-        }
+        matches_unfolded(&g, &mut rng, [tiny_maps::forward, tiny_maps::input_grad, tiny_maps::weight_grad]);
     }
     // Where it is taken: mostly-padding taps on tiny maps only.
     assert!(tiny_maps::applies(&ConvGeometry::new([1, 8, 2, 2], [8, 8, 3, 3], [1, 1], [1; 4])));
@@ -203,3 +181,27 @@ fn close_values(what: &str, want: &[f32], got: &[f32], tolerance: f32) {
     let diff = want.iter().zip(got).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
     assert!(diff <= tolerance * scale, "{what}: differs by {diff} (largest value {scale})");
 }
+
+/// A kernel's forward pass, input gradient and weight gradient (each taking its two operands and
+/// the geometry) against the unfolded products on random data of geometry `g`, within 1e-5 of
+/// the largest value.
+fn matches_unfolded(g: &dermrobust::models::kernels::gemm_conv::ConvGeometry, rng: &mut rand_chacha::ChaCha8Rng, kernel: [Pass; 3]) {
+    use dermrobust::models::kernels::gemm_conv::{forward_unfolded, input_grad_unfolded, weight_grad_unfolded};
+    use rand::Rng;
+    let mut values = |len: usize| (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect::<Vec<_>>();
+    let x = values(g.n * g.c * g.h * g.w);
+    let weight = values(g.o * g.c * g.kh * g.kw);
+    let dy = values(g.n * g.o * g.out_h() * g.out_w());
+    let [forward, input_grad, weight_grad] = kernel;
+    let pairs = [
+        ("output", forward_unfolded(&x, &weight, g), forward(&x, &weight, g)),
+        ("input gradient", input_grad_unfolded(&weight, &dy, g), input_grad(&weight, &dy, g)),
+        ("weight gradient", weight_grad_unfolded(&x, &dy, g), weight_grad(&x, &dy, g)),
+    ];
+    for (what, want, got) in pairs {
+        close_values(&format!("{what} of {g:?}"), &want, &got, 1e-5);
+    }
+}
+
+/// One pass of a convolution kernel: two operands and the geometry.
+type Pass = fn(&[f32], &[f32], &dermrobust::models::kernels::gemm_conv::ConvGeometry) -> Vec<f32>;

@@ -328,38 +328,51 @@ fn batch_first(z: &[f32], n: usize, o: usize, p: usize) -> Vec<f32> {
     out
 }
 
-/// Forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]` -> `[n, o, out_h, out_w]`: tap by tap
-/// on maps of at most 4 outputs, by Winograd where it applies (3x3, stride 1), unfolded otherwise.
-pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+/// Which kernel computes a convolution: the choice is made once per geometry, here.
+enum Path {
+    /// Maps of at most 4 outputs whose taps mostly fall in the padding ([`tiny_maps`]).
+    TinyMaps,
+    /// 3x3 stride-1 convolutions on maps of 16 outputs or more ([`winograd`]).
+    Winograd,
+    /// Everything else.
+    Unfolded,
+}
+
+fn path(g: &ConvGeometry) -> Path {
     if tiny_maps::applies(g) {
-        return tiny_maps::forward(x, weight, g);
+        Path::TinyMaps
+    } else if winograd::applies(g) {
+        Path::Winograd
+    } else {
+        Path::Unfolded
     }
-    if winograd::applies(g) {
-        return winograd::forward(x, weight, g);
+}
+
+/// Forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]` -> `[n, o, out_h, out_w]`.
+pub fn forward_f32(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    match path(g) {
+        Path::TinyMaps => tiny_maps::forward(x, weight, g),
+        Path::Winograd => winograd::forward(x, weight, g),
+        Path::Unfolded => forward_unfolded(x, weight, g),
     }
-    forward_unfolded(x, weight, g)
 }
 
 /// Gradient with respect to the weights `[o, c, kh, kw]` of the output gradient `grad`.
 pub fn weight_grad_f32(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    if tiny_maps::applies(g) {
-        return tiny_maps::weight_grad(x, grad, g);
+    match path(g) {
+        Path::TinyMaps => tiny_maps::weight_grad(x, grad, g),
+        Path::Winograd => winograd::weight_grad(x, grad, g),
+        Path::Unfolded => weight_grad_unfolded(x, grad, g),
     }
-    if winograd::applies(g) {
-        return winograd::weight_grad(x, grad, g);
-    }
-    weight_grad_unfolded(x, grad, g)
 }
 
 /// Gradient with respect to the input `[n, c, h, w]` of the output gradient `grad`.
 pub fn input_grad_f32(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    if tiny_maps::applies(g) {
-        return tiny_maps::input_grad(weight, grad, g);
+    match path(g) {
+        Path::TinyMaps => tiny_maps::input_grad(weight, grad, g),
+        Path::Winograd => winograd::input_grad(weight, grad, g),
+        Path::Unfolded => input_grad_unfolded(weight, grad, g),
     }
-    if winograd::applies(g) {
-        return winograd::input_grad(weight, grad, g);
-    }
-    input_grad_unfolded(weight, grad, g)
 }
 
 /// [`forward_f32`] by unfolding, for every geometry.

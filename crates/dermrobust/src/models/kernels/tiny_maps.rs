@@ -69,15 +69,25 @@ fn position_strides(g: &ConvGeometry) -> [usize; 2] {
     [g.out_h() * g.out_w(), g.o * g.out_h() * g.out_w()]
 }
 
+/// `blocks` results of `block_len` values, block `b` summing `product(pair, out, accumulate)` over
+/// the pairs that `block_of` assigns to it (blocks no pair reaches stay 0). Threads share the
+/// blocks, each product on one thread.
+fn sum_over_pairs(pairs: &[Pair], blocks: usize, block_len: usize, block_of: impl Fn(&Pair) -> usize + Sync, product: impl Fn(&Pair, &mut [f32], bool) + Sync) -> Vec<f32> {
+    let mut out = vec![0.0f32; blocks * block_len];
+    out.par_chunks_mut(block_len.max(1)).enumerate().for_each(|(b, block)| {
+        for (i, pair) in pairs.iter().filter(|pair| block_of(pair) == b).enumerate() {
+            product(pair, block, i > 0);
+        }
+    });
+    out
+}
+
 /// Forward: `x` `[n, c, h, w]`, `weight` `[o, c, kh, kw]` -> `[n, o, out_h, out_w]`.
 pub fn forward(x: &[f32], weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (positions, pairs) = (g.out_h() * g.out_w(), pairs(g));
-    // by_position[p] is y[:, :, p] as [o, n].
-    let mut by_position = vec![0.0f32; positions * g.o * g.n];
-    by_position.par_chunks_mut((g.o * g.n).max(1)).enumerate().for_each(|(p, out)| {
-        for (i, pair) in pairs.iter().filter(|pair| pair.p == p).enumerate() {
-            matmul_strided(g.o, g.n, g.c, out, [g.n, 1], i > 0, &weight[pair.q..], weight_strides(g), &x[pair.pix..], pixel_strides(g), ONE_THREAD);
-        }
+    let positions = g.out_h() * g.out_w();
+    // Block p is y[:, :, p] as [o, n]: W_q [o, c] times x[:, :, pix] [c, n].
+    let by_position = sum_over_pairs(&pairs(g), positions, g.o * g.n, |pair| pair.p, |pair, out, accumulate| {
+        matmul_strided(g.o, g.n, g.c, out, [g.n, 1], accumulate, &weight[pair.q..], weight_strides(g), &x[pair.pix..], pixel_strides(g), ONE_THREAD);
     });
     reversed_axes(&by_position, [positions, g.o, g.n])
 }
@@ -97,30 +107,23 @@ fn reversed_axes(src: &[f32], [a, b, c]: [usize; 3]) -> Vec<f32> {
 
 /// Gradient with respect to the input `[n, c, h, w]` of the output gradient `grad`.
 pub fn input_grad(weight: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (pixels, pairs) = (g.h * g.w, pairs(g));
+    let pixels = g.h * g.w;
     let [wr, wc] = weight_strides(g);
-    // by_pixel[pix] is dx[:, :, pix] as [c, n]; pixels no tap reads stay 0.
-    let mut by_pixel = vec![0.0f32; pixels * g.c * g.n];
-    by_pixel.par_chunks_mut((g.c * g.n).max(1)).enumerate().for_each(|(pix, out)| {
-        for (i, pair) in pairs.iter().filter(|pair| pair.pix == pix).enumerate() {
-            // W_qᵀ [c, o]: the tap's weights read transposed.
-            matmul_strided(g.c, g.n, g.o, out, [g.n, 1], i > 0, &weight[pair.q..], [wc, wr], &grad[pair.p..], position_strides(g), ONE_THREAD);
-        }
+    // Block pix is dx[:, :, pix] as [c, n]: W_qᵀ [c, o] (the tap's weights read transposed)
+    // times dy[:, :, p] [o, n].
+    let by_pixel = sum_over_pairs(&pairs(g), pixels, g.c * g.n, |pair| pair.pix, |pair, out, accumulate| {
+        matmul_strided(g.c, g.n, g.o, out, [g.n, 1], accumulate, &weight[pair.q..], [wc, wr], &grad[pair.p..], position_strides(g), ONE_THREAD);
     });
     reversed_axes(&by_pixel, [pixels, g.c, g.n])
 }
 
 /// Gradient with respect to the weights `[o, c, kh, kw]` of the output gradient `grad`.
 pub fn weight_grad(x: &[f32], grad: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (taps, pairs) = (g.kh * g.kw, pairs(g));
+    let taps = g.kh * g.kw;
     let [pr, pc] = pixel_strides(g);
-    // by_tap[q] is dW_q as [o, c]; taps that never meet the image stay 0.
-    let mut by_tap = vec![0.0f32; taps * g.o * g.c];
-    by_tap.par_chunks_mut((g.o * g.c).max(1)).enumerate().for_each(|(q, out)| {
-        for (i, pair) in pairs.iter().filter(|pair| pair.q == q).enumerate() {
-            // dy[:, :, p] [o, n] times x[:, :, pix]ᵀ [n, c].
-            matmul_strided(g.o, g.c, g.n, out, [g.c, 1], i > 0, &grad[pair.p..], position_strides(g), &x[pair.pix..], [pc, pr], ONE_THREAD);
-        }
+    // Block q is dW_q as [o, c]: dy[:, :, p] [o, n] times x[:, :, pix]ᵀ [n, c].
+    let by_tap = sum_over_pairs(&pairs(g), taps, g.o * g.c, |pair| pair.q, |pair, out, accumulate| {
+        matmul_strided(g.o, g.c, g.n, out, [g.c, 1], accumulate, &grad[pair.p..], position_strides(g), &x[pair.pix..], [pc, pr], ONE_THREAD);
     });
     let mut dw = vec![0.0f32; g.o * g.c * taps];
     dw.par_chunks_mut((g.c * taps).max(1)).enumerate().for_each(|(o, filters)| {
